@@ -1,0 +1,1 @@
+"""The canonical event model: schemas, the event envelope and the error root shared by all parts."""

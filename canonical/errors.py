@@ -1,0 +1,62 @@
+"""The one error tree of the gateway: every error we raise on purpose is a GatewayError.
+
+Two branches decide what happens to a message after a failure:
+TransientError is retried later; PermanentError goes to the dead-letter queue at once.
+The class docstring is the default message, so ``raise InputTooLarge()`` says something useful.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """The gateway failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip().splitlines()[0])
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class TransientError(GatewayError):
+    """A temporary failure; trying again later may succeed."""
+
+
+class PermanentError(GatewayError):
+    """A failure that trying again will not fix; the input is parked for an operator."""
+
+
+class InputError(PermanentError):
+    """The input is not what it claims to be."""
+
+
+class InputTooLarge(InputError):
+    """The input is larger than the configured limit."""
+
+
+class X12ReadError(InputError):
+    """The input cannot be read as an X12 interchange."""
+
+    def __init__(self, message: str | None = None, *, offset: int | None = None,
+                 line: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.line = line
+
+    def __str__(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.offset is not None:
+            where.append(f"byte {self.offset}")
+        base = super().__str__()
+        return f"{base} ({', '.join(where)})" if where else base
+
+
+class SpecificationError(GatewayError):
+    """An X12 specification (map) is missing or malformed."""
+
+
+class ConfigError(PermanentError):
+    """The configuration is invalid."""

@@ -1,0 +1,1 @@
+"""Transports: local folder, SFTP, webhook, CSV portal upload and ERP adapters."""

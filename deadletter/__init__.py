@@ -1,0 +1,1 @@
+"""Parking, listing, replaying and discarding dead letters."""

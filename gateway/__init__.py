@@ -1,0 +1,1 @@
+"""The application: store, pipeline stages, routing, API, portal, CLI and settings."""
