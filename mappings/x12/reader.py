@@ -292,11 +292,12 @@ class X12Reader:
                 for c in noisy:
                     if c in text:
                         text = text.replace(c, "")
-                fields = text.split(elem)
-                if fields[0] == "ISA" and position + 1 != ic.position:
+                if text.startswith("ISA") and position + 1 != ic.position and (
+                        len(text) > 3 and not text[3].isalnum()):
                     # A new ISA before this one's IEA: it may have other delimiters.
                     self._buf = term.join([raw.lstrip(strip), *pieces[k + 1:], carry])
                     return start_line
+                fields = text.split(elem)
                 position += 1
                 self.segment_count = position
                 yield Segment(fields, position, start_line)
