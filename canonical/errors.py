@@ -7,6 +7,8 @@ The class docstring is the default message, so ``raise InputTooLarge()`` says so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class GatewayError(Exception):
     """The gateway failed."""
@@ -52,6 +54,39 @@ class X12ReadError(InputError):
             where.append(f"byte {self.offset}")
         base = super().__str__()
         return f"{base} ({', '.join(where)})" if where else base
+
+
+class OutboundDataError(PermanentError):
+    """Outbound data cannot be written safely (X12 has no escape character)."""
+
+
+class SchemaError(PermanentError):
+    """The data does not match its canonical schema."""
+
+    # Enough to see the pattern in a log line; the full list stays on .violations.
+    shown = 5
+
+    def __init__(self, message: str | None = None, *, violations: Sequence[object] = ()) -> None:
+        super().__init__(message)
+        self.violations = list(violations)
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if not self.violations:
+            return base
+        listed = "; ".join(str(v) for v in self.violations[: self.shown])
+        more = len(self.violations) - self.shown
+        tail = f"; and {more} more" if more > 0 else ""
+        count = len(self.violations)
+        return f"{base}: {count} violation{'s' if count != 1 else ''}: {listed}{tail}"
+
+
+class EnvelopeError(SchemaError):
+    """The event envelope is not a valid canonical CloudEvent."""
+
+
+class UnknownEventType(SchemaError):
+    """The event type has no canonical schema."""
 
 
 class SpecificationError(GatewayError):
