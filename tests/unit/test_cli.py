@@ -1,0 +1,107 @@
+"""`edigw validate` and `edigw inspect` as an analyst uses them: exit codes, text, JSON, acks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gateway.cli import app
+from tests.conftest import REPO, X12_CORPUS
+
+pytestmark = pytest.mark.unit
+runner = CliRunner()
+SAMPLES = REPO / "samples" / "x12"
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_samples_are_accepted_exit_0():
+    r = run("validate", str(SAMPLES / "acme-850-4010.edi"))
+    assert r.exit_code == 0, r.output
+    assert "accepted" in r.output
+
+
+def test_rejected_file_exits_1_with_positions():
+    r = run("validate", str(SAMPLES / "broken" / "acme-850-4010-errors.edi"))
+    assert r.exit_code == 1, r.output
+    assert "REJECTED" in r.output
+    assert "BEG" in r.output and "segment 2" in r.output
+
+
+def test_not_x12_exits_2_with_the_reason(tmp_path):
+    p = tmp_path / "notes.edi"
+    p.write_text("hello, this is not EDI")
+    r = run("validate", str(p))
+    assert r.exit_code == 2
+    assert "does not start with an ISA" in r.output
+
+
+def test_missing_file_exits_2(tmp_path):
+    r = run("validate", str(tmp_path / "nope.edi"))
+    assert r.exit_code == 2
+
+
+def test_json_shape_is_documented(tmp_path):
+    r = run("validate", "--format", "json", str(SAMPLES / "broken" / "acme-850-4010-errors.edi"),
+            str(SAMPLES / "acme-850-4010.edi"))
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "edigw.validation.v1"
+    assert doc["summary"]["transaction_sets"] == 2 and doc["summary"]["rejected"] == 1
+    ts = doc["files"][0]["interchanges"][0]["groups"][0]["transaction_sets"][0]
+    assert ts["accepted"] is False
+    for err in ts["errors"]:
+        assert {"code", "segment_position", "segment_id", "element_position", "message"} <= set(err)
+    beg = [e for e in ts["errors"] if e["segment_id"] == "BEG"]
+    assert beg and beg[0]["segment_position"] == 2 and beg[0]["element_position"] == 3
+
+
+def test_folder_argument_finds_the_files():
+    r = run("validate", "--format", "json", str(SAMPLES))
+    doc = json.loads(r.stdout)
+    assert doc["summary"]["files"] >= 5
+
+
+def test_ack_dir_gets_one_ack_per_group(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(SAMPLES / "acme-850-4010.edi", src)
+    shutil.copy(SAMPLES / "globex-810-5010.edi", src)
+    acks = tmp_path / "acks"
+    r = run("validate", str(src), "--ack-dir", str(acks))
+    assert r.exit_code == 0, r.output
+    texts = [p.read_text() for p in acks.iterdir() if not p.name.startswith(".")]
+    assert any("ST*997" in t for t in texts)
+    assert any("ST*999" in t for t in texts)
+    # ISA14 = 1 in the samples: a TA1 is asked for
+    assert any("TA1*" in t for t in texts)
+
+
+def test_inbound_acks_are_never_acknowledged(tmp_path):
+    r = run("validate", str(X12_CORPUS / "997" / "bots-4010-ack-of-850.edi"), "--ack-dir",
+            str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert not [p for p in tmp_path.iterdir() if "ST*997" in p.read_text()]
+
+
+def test_inspect_shows_the_envelope():
+    r = run("inspect", str(X12_CORPUS / "810" / "staedi-two-groups-3010-4010-810-850.edi"))
+    assert r.exit_code == 0
+    assert "000000020" in r.output and "003010" in r.output and "810 x2" in r.output
+
+
+def test_inspect_of_not_x12_exits_2(tmp_path):
+    p = tmp_path / "x.edi"
+    p.write_text("nothing")
+    assert run("inspect", str(p)).exit_code == 2
+
+
+def test_help_lists_the_commands():
+    r = run("--help")
+    assert "validate" in r.output and "inspect" in r.output
