@@ -86,21 +86,23 @@ def validate(
         raise typer.Exit(EXIT_REJECTED)
 
 
-def _write_acks(result, ack_dir: Path, err: Console) -> None:
-    from mappings.x12 import acks, writer
+def _write_acks(result: FileResult, ack_dir: Path, err: Console) -> None:
+    from mappings.x12 import acks, control_numbers
 
     ack_dir.mkdir(parents=True, exist_ok=True)
-    numbers = writer.FileControlNumbers(ack_dir / ".control-numbers.json")
-    stem = Path(result.path).name
+    # Kept beside the acks so that numbers are never reused across runs into one folder.
+    numbers = control_numbers.FileControlNumbers(ack_dir / ".control-numbers.json")
     now = datetime.now(UTC)
     for ic in result.interchanges:
-        for ack in acks.build_acknowledgments(ic, numbers, now):
-            name = acks.ack_filename(stem, ic, ack)
-            target = ack_dir / name
-            tmp = target.with_suffix(target.suffix + ".tmp")
+        batch = acks.build_acknowledgments(ic, numbers, now)
+        for ack in batch:
+            target = ack_dir / acks.ack_filename(ack)
+            tmp = target.with_name(target.name + ".tmp")
             tmp.write_text(ack.text, encoding="ascii")
             tmp.replace(target)
-            err.print(f"[dim]wrote {target}[/dim]")
+            err.print(f"[dim]wrote {ack.kind} {target}[/dim]")
+        for problem in batch.problems:
+            err.print(f"[yellow]{result.path}: {problem}[/yellow]")
 
 
 @app.command()
