@@ -1,0 +1,81 @@
+"""The pyx12 maps in mappings/x12/maps: fresh, loadable by pyx12, schema-valid, complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from mappings.x12 import mapgen
+from mappings.x12.pyx12_bridge import map_path
+
+pytestmark = pytest.mark.unit
+
+MAPS = Path(map_path())
+MAP_FILES = sorted(p.name for p in MAPS.glob("*.xml") if p.name not in {"maps.xml", "dataele.xml", "codes.xml"})
+
+
+def _pyx12_schema(name: str) -> etree.XMLSchema:
+    import pyx12
+
+    return etree.XMLSchema(etree.parse(str(Path(pyx12.__file__).parent / "map" / name)))
+
+
+def test_maps_are_fresh() -> None:
+    assert mapgen.main(["--check"]) == 0, "run: python -m mappings.x12.mapgen"
+
+
+def test_index_names_every_map_and_required_versions() -> None:
+    tree = etree.parse(str(MAPS / "maps.xml"))
+    rows = {(v.get("icvn"), m.get("vriic"), m.get("fic")): m.text
+            for v in tree.iter("version") for m in v.iter("map")}
+    assert rows[("00401", "004010", "PO")] == "850.4010.xml"
+    assert rows[("00401", "004010", "FA")] == "997.4010.xml"
+    assert rows[("00501", "005010", "FA")] == "999.5010.xml"
+    assert rows[("00501", "005010X231A1", "FA")] == "999.5010.xml"
+    assert rows[("00501", "005010X230", "FA")] == "997.5010.xml"
+    for fic in ("PO", "PR", "SH", "IN"):
+        assert ("00401", "004010", fic) in rows and ("00501", "005010", fic) in rows
+    assert set(rows.values()) == set(MAP_FILES)
+
+
+@pytest.mark.parametrize("name", MAP_FILES)
+def test_map_loads_in_pyx12(name: str) -> None:
+    import pyx12.map_if
+    import pyx12.params
+
+    root = pyx12.map_if.load_map_file(name, pyx12.params.params(), map_path())
+    assert root.getnodebypath("/ISA_LOOP/ISA") is not None
+    assert root.getnodebypath("/ISA_LOOP/GS_LOOP/GS") is not None
+    if not name.startswith("x12.control"):
+        assert root.getnodebypath("/ISA_LOOP/GS_LOOP/ST_LOOP/ST") is not None
+        assert root.getnodebypath("/ISA_LOOP/GS_LOOP/ST_LOOP/SE") is not None
+
+
+@pytest.mark.parametrize("name", MAP_FILES)
+def test_map_is_valid_against_pyx12_map_xsd(name: str) -> None:
+    schema = _pyx12_schema("map.xsd")
+    doc = etree.parse(str(MAPS / name))
+    assert schema.validate(doc), schema.error_log
+
+
+def test_index_is_valid_against_pyx12_maps_xsd() -> None:
+    schema = _pyx12_schema("maps.xsd")
+    doc = etree.parse(str(MAPS / "maps.xml"))
+    assert schema.validate(doc), schema.error_log
+
+
+def test_every_referenced_data_element_is_defined() -> None:
+    defined = {e.get("ele_num") for e in etree.parse(str(MAPS / "dataele.xml")).iter("data_ele")}
+    for name in MAP_FILES:
+        for el in etree.parse(str(MAPS / name)).iter("element"):
+            assert el.findtext("data_ele") in defined, f"{name}: {el.get('xid')}"
+    simple = {n for n in mapgen.referenced_data_elements() if not n.startswith("C")}
+    assert simple <= defined
+
+
+def test_five_thousand_ten_differs_where_the_standard_changed() -> None:
+    segs = mapgen.load_segments()
+    assert len(segs["5010"]["DTM"].refs) == 6 and len(segs["4010"]["DTM"].refs) == 7
+    assert len(segs["5010"]["ST"].refs) == 3 and len(segs["4010"]["ST"].refs) == 2
