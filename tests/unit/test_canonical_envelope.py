@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -250,3 +251,10 @@ def test_x12_control_and_keys_agree() -> None:
     control = envelope.x12_control("000000101", "101", "0001")
     assert control == "000000101.101.0001"
     assert envelope.x12_keys(control) == KEYS
+
+
+def test_the_example_in_the_docs_is_a_valid_event() -> None:
+    doc = Path(__file__).parents[2] / "docs" / "canonical-events.md"
+    block = doc.read_text("utf-8").split("```json\n", 1)[1].split("```", 1)[0]
+    event = envelope.from_json(block.encode())
+    assert event.id == envelope.event_id("acme", "purchase_order", KEYS)
