@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
+import jsonschema
 import pytest
 
 from canonical import errors, schemas
@@ -278,3 +279,23 @@ def test_every_object_is_closed_except_extensions(name: str) -> None:
                 yield from open_objects(sub, f"{where}[{i}]")
 
     assert [w for w in open_objects(document, name) if not w.endswith("extensions")] == []
+
+
+@pytest.mark.parametrize("name", [*EVENT_TYPES, "common", "cloudevent"])
+def test_schema_is_valid_and_every_ref_resolves(name: str) -> None:
+    document = schemas._schemas()[(name, 1)]
+    jsonschema.Draft202012Validator.check_schema(document)
+    resolver = schemas._registry().resolver(base_uri=document["$id"])
+
+    def refs(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"]
+            for sub in node.values():
+                yield from refs(sub)
+        elif isinstance(node, list):
+            for sub in node:
+                yield from refs(sub)
+
+    for ref in refs(document):
+        assert resolver.lookup(ref).contents, ref  # a typo raises here, not in production
