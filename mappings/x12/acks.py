@@ -28,6 +28,18 @@ MAX_ELEMENT_NOTES = 99  # AK4 may repeat 99 times under one AK3
 MAX_BAD_DATA = 99  # AK404/IK404, data element 724
 MAX_LOOP_ID = 4  # AK303/IK303, data element 447
 
+# The codes each ack may carry for a bad segment (AK304/IK304) and element (AK403/IK403).
+_SEGMENT_CODES = {"997": {str(n) for n in range(1, 9)},
+                  "999": {str(n) for n in range(1, 9)} | {"I4", "I6", "I7", "I8", "I9"}}
+_ELEMENT_CODES = {"997": {str(n) for n in range(1, 11)},
+                  "999": {str(n) for n in range(1, 11)} | {"12", "13", "I6", "I9", "I10",
+                                                             "I11", "I12", "I13"}}
+# A 997 has no implementation (I) codes: the nearest generic code still says what kind of
+# error it was, where writing the 999 code would make the 997 itself invalid.
+_997_SEGMENT_FALLBACK = {"I4": "2", "I6": "3", "I7": "3", "I8": "3", "I9": "2"}
+_997_ELEMENT_FALLBACK = {"12": "3", "13": "3", "I6": "7", "I9": "2", "I10": "10",
+                         "I11": "1", "I12": "6", "I13": "10"}
+
 
 @dataclass(frozen=True, slots=True)
 class Acknowledgment:
@@ -109,6 +121,17 @@ def _loop_id(loop: str | None) -> str | None:
     return last if 1 <= len(last) <= MAX_LOOP_ID and last.isalnum() else None
 
 
+def _ack_code(code: str, kind: AckKind, level: str) -> str | None:
+    """The code as this ack may carry it, or None when it has no equivalent."""
+    valid = (_SEGMENT_CODES if level == "segment" else _ELEMENT_CODES)[kind]
+    if code in valid:
+        return code
+    if kind == "997":
+        fallback = _997_SEGMENT_FALLBACK if level == "segment" else _997_ELEMENT_FALLBACK
+        return fallback.get(code)
+    return None
+
+
 def _digits(value: object, max_len: int) -> str | None:
     text = "" if value is None else str(value)
     return text if text.isdigit() and len(text) <= max_len else None
@@ -126,8 +149,10 @@ def _set_response(g: writer.GroupWriter, ts: writer.TransactionSetWriter,
     for f in sorted(placed, key=lambda f: f.segment_position or 0):
         by_segment.setdefault((f.segment_position or 0, f.segment_id or ""), []).append(f)
     seg_tag, elem_tag = ("IK3", "IK4") if is_999 else ("AK3", "AK4")
+    kind: AckKind = "999" if is_999 else "997"
     for (position, seg_id), found in by_segment.items():
-        seg_codes = [f.code for f in found if f.level == "segment"]
+        seg_codes = [c for f in found if f.level == "segment"
+                     if (c := _ack_code(f.code, kind, "segment"))]
         loop = next((_loop_id(f.loop) for f in found if _loop_id(f.loop)), None)
         g.add(ts, seg_tag, seg_id, position, loop, seg_codes[0] if seg_codes else None)
         for code in seg_codes[1:]:
@@ -135,10 +160,13 @@ def _set_response(g: writer.GroupWriter, ts: writer.TransactionSetWriter,
         elements = [f for f in found if f.level == "element"
                     and _digits(f.element_position, 2)][:MAX_ELEMENT_NOTES]
         for f in elements:
+            code = _ack_code(f.code, kind, "element")
+            if code is None:
+                continue  # AK403 is required: no note rather than an invalid ack
             where: list[int | None] = [f.element_position, f.component_position]
             if is_999:
                 where.append(f.repetition_position)
-            g.add(ts, elem_tag, where, _digits(f.data_element, 4), f.code,
+            g.add(ts, elem_tag, where, _digits(f.data_element, 4), code,
                   _safe_copy(f.value, w))
     codes = _codes(s.findings, "set")
     if not codes and s.ack_code != "A" and placed:

@@ -146,6 +146,20 @@ def test_5010_group_gets_a_999() -> None:
         "AK9*P*2*2*1"]
 
 
+def test_codes_a_997_cannot_carry_are_mapped_or_left_out() -> None:
+    findings = [F("segment", "I6", segment_id="N1", segment_position=3),
+                F("element", "I12", segment_id="N1", segment_position=3, element_position=2),
+                F("element", "99", segment_id="N1", segment_position=3, element_position=3),
+                F("segment", "42", segment_id="PO1", segment_position=5)]
+    sets = [SetResult("850", "1", ack_code="R", findings=findings)]
+    lines = body(build(interchange(group(*sets, ack_code="R"))).acks[0].text)
+    assert lines[2:5] == ["AK3*N1*3**3", "AK4*2**6", "AK3*PO1*5"]
+    sets_5010 = [SetResult("850", "1", ack_code="R", findings=findings)]
+    g = group(*sets_5010, version="005010", ack_code="R")
+    lines = body(build(interchange(g, version="00501")).acks[0].text)
+    assert lines[2:5] == ["IK3*N1*3**I6", "IK4*2**I12", "IK3*PO1*5"]
+
+
 @pytest.mark.parametrize("version,kind", [
     ("004010", "997"), ("004010VICS", "997"), ("003040", "997"), ("004030", "997"),
     ("005010", "999"), ("005010X222A1", "999"), ("006020", "999"), ("", "997"), ("junk", "997"),
@@ -252,7 +266,8 @@ def test_ack_filename_is_safe_and_says_what_it_answers() -> None:
 
 # -- generated results (E3) ------------------------------------------------------------
 
-_codes = st.sampled_from(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"])
+_codes = st.sampled_from(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "12", "I4", "I6", "I12"])
+_group_codes = st.sampled_from(["1", "2", "3", "4", "5", "6"])
 _values = st.one_of(st.none(), st.text(max_size=120))
 
 
@@ -289,7 +304,7 @@ def _groups(draw: st.DrawFn) -> GroupResult:
                  version=draw(st.sampled_from(["004010", "004010VICS", "005010"])),
                  ack_code=draw(st.sampled_from("AEPR")),
                  declared_set_count=draw(st.one_of(st.none(), st.integers(0, 10))),
-                 findings=[F("group", c) for c in draw(st.lists(_codes, max_size=7))])
+                 findings=[F("group", c) for c in draw(st.lists(_group_codes, max_size=7))])
 
 
 @settings(max_examples=100, deadline=None)
