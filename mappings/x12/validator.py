@@ -357,6 +357,9 @@ class _Run:
             self.group_error("2", f"GS08 version {f[8]!r} is not supported", seg)
         if not (f[6].isdigit() and 1 <= len(f[6]) <= 9):
             self.group_error("6", f"GS06 control number {f[6]!r} is not 1 to 9 digits", seg)
+        elif any(other.control_number == f[6] for other in self.ic.groups[:-1]):
+            self.group_error("19", f"GS06 control number {f[6]!r} is used by another group in "
+                             f"the same interchange", seg)
         if len(f[4]) == 6 and elements.valid_date(f[4]):
             # YYMMDD was the GS04 format before 004010 and is still sent; noted, not rejected.
             self.group_error("", f"GS04 date {f[4]!r} has a 2-digit year (CCYYMMDD expected)",
@@ -389,7 +392,11 @@ class _Run:
                 self.group_error("4", f"GE02 {seg.get(2)!r} does not match GS06 "
                                  f"{g.control_number!r}", seg)
         self.group_closed = True
-        if g.errors or (g.sets and not any(s.accepted for s in g.sets)):
+        if g.errors:
+            g.ack_code = "R"
+            for s in g.sets:  # a rejected group rejects every set in it
+                s.ack_code = "R"
+        elif g.sets and not any(s.accepted for s in g.sets):
             g.ack_code = "R"
         elif any(not s.accepted for s in g.sets):
             g.ack_code = "P"
@@ -560,9 +567,6 @@ class _Run:
             return
         spec = st.spec
         assert spec is not None
-        if any(e[7] == "error" for e in errs):
-            st.add(self.seg_finding(st, "8", f"{seg.fields[0]} has data element errors", seg,
-                                    pos, node))
         for code, epos, cpos, rpos, rule, value, message, severity in errs:
             st.add(Finding("element", code, message, severity=severity,  # type: ignore[arg-type]
                            segment_position=pos, segment_id=seg.fields[0],
@@ -570,6 +574,10 @@ class _Run:
                            repetition_position=rpos, data_element=rule.data_element or None,
                            loop=spec.loop_paths[node], line=seg.line,
                            file_position=seg.position, value=value))
+        if any(e[7] == "error" for e in errs):
+            # AK304 8 after its AK4 notes: the segment note the acks print for them.
+            st.add(self.seg_finding(st, "8", f"{seg.fields[0]} has data element errors", seg,
+                                    pos, node))
 
     def seg_finding(self, st: _Set, code: str, message: str, seg: Segment, pos: int,
                     node: int | None, segment_id: str | None = None) -> Finding:
