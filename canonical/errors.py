@@ -95,3 +95,25 @@ class SpecificationError(GatewayError):
 
 class ConfigError(PermanentError):
     """The configuration is invalid."""
+
+
+class MappingError(PermanentError):
+    """A mapping could not turn the input into a canonical event."""
+
+    def __init__(self, message: str | None = None, *, mapping: str | None = None,
+                 key: str | None = None, where: str | None = None) -> None:
+        super().__init__(message)
+        self.mapping = mapping  # the mapping file, as written in the message
+        self.key = key  # the mapping key, e.g. "fields.lines.fields.quantity"
+        self.where = where  # the source position, e.g. "segment 7 (PO1, line 7) element PO102"
+
+
+class MappingFileError(ConfigError):
+    """A mapping file is invalid."""
+
+    def __init__(self, message: str | None = None, *, file: str | None = None,
+                 line: int | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.key = key
