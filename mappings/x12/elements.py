@@ -19,6 +19,10 @@ from mappings.x12.specs import ElementRule, SegmentRule
 _CHARS_4010 = r"""A-Z0-9!"&'()*+,\-./:;?= a-z%~@\[\]_{}\\|<>#$"""
 _CHARS_5010 = _CHARS_4010 + r"^`"
 
+_LITERAL_4010 = ("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyz"
+                 "!\"&'()*+,-./:;?= %~@[]_{}\\|<>#$")
+_LITERAL_5010 = _LITERAL_4010 + "^`"
+
 RawError = tuple[str, int, int | None, int | None, ElementRule, str | None, str, str]
 Checker = Callable[[list[str], str, "str | None"], "list[RawError] | None"]
 
@@ -124,6 +128,94 @@ def diagnose(rule: ElementRule, value: str, chars_rx: re.Pattern[str]) -> list[t
     if rule.regex and not re.search(rule.regex, value, re.S):
         out.append(("7", f"{name} {value!r} does not match the pattern {rule.regex!r}", "error"))
     return out
+
+
+def _fast_pattern(rule: ElementRule, chars: str) -> str | None:
+    """A regex accepting exactly the clean values of a simple element, or None."""
+    lo, hi = rule.min_len, rule.max_len
+    bounds = f"{{{lo},{hi if hi < 10**9 else ''}}}"
+    t = rule.type
+    if rule.regex:
+        return None
+    if t.startswith("N"):
+        return rf"-?[0-9]{bounds}"
+    if t == "R":
+        return rf"-?(?=\.?(?:[0-9]\.?){bounds}\Z)[0-9]*(?:\.[0-9]+)?"
+    if t == "DT":
+        # Every real date but 29 February, which the slow path checks for a leap year.
+        md = (r"(?:(?:0[13578]|1[02])(?:0[1-9]|[12][0-9]|3[01])"
+              r"|(?:0[469]|11)(?:0[1-9]|[12][0-9]|30)|02(?:0[1-9]|1[0-9]|2[0-8]))")
+        years = [y for n, y in ((6, "[0-9]{2}"), (8, "[0-9]{4}")) if lo <= n <= hi]
+        return f"(?:{'|'.join(years)}){md}" if years else None
+    if t == "TM":
+        return rf"(?=[0-9]{bounds}\Z)(?:[01][0-9]|2[0-3])[0-5][0-9](?:[0-5][0-9][0-9]{{0,2}})?"
+    if t == "B":
+        return r"(?s:.*)"
+    return rf"[{chars}]{bounds}(?<! )"
+
+
+def make_fast_checker(rule: SegmentRule, extended_5010: bool, legacy: bool,
+                      comp: str) -> Checker:
+    """A checker generated as straight-line Python for one segment node and one component
+    separator: it only decides "clean"; anything else goes to the detailed checker."""
+    slow = make_checker(rule, extended_5010, legacy)
+    if legacy:
+        rule = SegmentRule(rule.id, rule.name, tuple(_legacy(r) for r in rule.elements),
+                           rule.syntax)
+    # The component separator is never data in a simple element: leave it out of the set.
+    allowed = _LITERAL_5010 if extended_5010 else _LITERAL_4010
+    chars = "".join("\\" + c if c in "\\]^-[" else c for c in allowed if c != comp)
+    last = max((r.seq for r in rule.elements), default=0)
+    env: dict[str, object] = {"slow": slow}
+    lines = ["def check(fields, comp, rep):", "    n = len(fields)",
+             f"    if n > {last + 1}: return slow(fields, comp, rep)",
+             f"    f = fields if n == {last + 1} else fields + PAD[:{last + 1} - n]"]
+    env["PAD"] = [""] * (last + 1)
+    for r in rule.elements:
+        i = r.seq
+        v = f"f[{i}]"
+        if r.usage == "N":
+            lines.append(f"    if {v}: return slow(fields, comp, rep)")
+            continue
+        if r.components is not None or r.repeat > 1:
+            # composites and repeating elements: rare, checked in detail when present
+            test = f"    if {v}: return slow(fields, comp, rep)"
+            lines.append(test if r.usage != "R" else
+                         "    return slow(fields, comp, rep)")
+            continue
+        if r.codes is not None and not r.regex:
+            env[f"c{i}"] = r.codes
+            ok = f"{v} in c{i}"
+        else:
+            pattern = _fast_pattern(r, chars)
+            if pattern is None:
+                lines.append(f"    if {v} or {r.usage == 'R'}: return slow(fields, comp, rep)")
+                continue
+            env[f"m{i}"] = re.compile(pattern).fullmatch
+            ok = f"m{i}({v})"
+        if r.usage == "R":
+            lines.append(f"    if not {v} or not {ok}: return slow(fields, comp, rep)")
+        else:
+            lines.append(f"    if {v} and not {ok}: return slow(fields, comp, rep)")
+    for kind, idx in rule.syntax:
+        present = [f"(f[{i}] != '')" for i in idx]
+        if kind == "P":
+            lines.append(f"    x = {' + '.join(present)}")
+            lines.append(f"    if x and x != {len(idx)}: return slow(fields, comp, rep)")
+        elif kind == "R":
+            lines.append(f"    if not ({' or '.join(f'f[{i}]' for i in idx)}): "
+                         "return slow(fields, comp, rep)")
+        elif kind == "E":
+            lines.append(f"    if {' + '.join(present)} > 1: return slow(fields, comp, rep)")
+        elif kind == "C":
+            lines.append(f"    if f[{idx[0]}] and not ({' and '.join(f'f[{i}]' for i in idx[1:])}):"
+                         " return slow(fields, comp, rep)")
+        elif kind == "L":
+            lines.append(f"    if f[{idx[0]}] and not ({' or '.join(f'f[{i}]' for i in idx[1:])}):"
+                         " return slow(fields, comp, rep)")
+    lines.append("    return None")
+    exec(compile("\n".join(lines), f"<x12 checker {rule.id}>", "exec"), env)
+    return env["check"]  # type: ignore[return-value]
 
 
 def make_checker(rule: SegmentRule, extended_5010: bool, legacy: bool = False) -> Checker:

@@ -86,17 +86,19 @@ def validate(source: str | os.PathLike[str] | bytes | BinaryIO, *, path: str = "
 class _Set:
     """What is tracked while inside one ST..SE."""
 
-    __slots__ = ("checkers", "counts", "errors", "hl_ids", "hl_last", "result", "spec", "state",
-                 "suppressed", "zeros")
+    __slots__ = ("checkers", "counts", "errors", "hl_ids", "hl_last", "max_counts", "result",
+                 "simple", "spec", "state", "suppressed", "zeros")
 
     def __init__(self, result: SetResult, spec: specs.TransactionSpec | None,
-                 legacy: bool = False) -> None:
+                 legacy: bool = False, comp: str = ":") -> None:
         self.result = result
         self.spec = spec
         self.state = spec.start if spec else -1
         self.counts = [0] * len(spec.ids) if spec else []
         self.zeros = [0] * len(spec.ids) if spec else []
-        self.checkers = _checkers(spec, legacy) if spec else []
+        self.checkers = _checkers(spec, legacy, comp) if spec else []
+        self.simple = _simple_steps(spec) if spec else None
+        self.max_counts = spec.max_counts if spec else []
         self.errors = 0
         self.suppressed = 0
         self.hl_ids: set[str] = set()
@@ -111,15 +113,38 @@ class _Set:
             self.suppressed += 1
 
 
-def _checkers(spec: specs.TransactionSpec, legacy: bool) -> list:
-    """The element checkers of a spec, built on first use and kept on it."""
+def _simple_steps(spec: specs.TransactionSpec) -> list[dict[str, tuple[int, int, int]]]:
+    """Per state, the transitions the hot loop can take alone: one unconditional
+    candidate that skips nothing mandatory, into a used node. (target, loop, loop end)."""
     if spec._checkers is None:
         spec._checkers = {}
-    found = spec._checkers.get(legacy)
+    found = spec._checkers.get("simple")
     if found is None:
-        found = spec._checkers[legacy] = [
-            elements.make_checker(r, spec.extended_charset_5010, legacy) if r else None
-            for r in spec.rules]
+        found = []
+        for table in spec.transitions:
+            steps = {}
+            for sid, cands in table.items():
+                c = cands[0]
+                if (len(cands) == 1 and c.key_codes is None and not c.missing
+                        and spec.usages[c.target] != "N"
+                        and (c.enter_loop < 0 or spec.usages[c.enter_loop] != "N")):
+                    end = spec.ends[c.enter_loop] if c.enter_loop >= 0 else 0
+                    steps[sid] = (c.target, c.enter_loop, end)
+            found.append(steps)
+        spec._checkers["simple"] = found
+    return found
+
+
+def _checkers(spec: specs.TransactionSpec, legacy: bool, comp: str) -> list:
+    """The element checkers of a spec for one component separator, built on first use
+    and kept on the spec."""
+    if spec._checkers is None:
+        spec._checkers = {}
+    found = spec._checkers.get((legacy, comp))
+    if found is None:
+        found = spec._checkers[(legacy, comp)] = [
+            elements.make_fast_checker(r, spec.extended_charset_5010, legacy, comp) if r
+            else None for r in spec.rules]
     return found
 
 
@@ -144,11 +169,39 @@ class _Run:
     # -- driving ---------------------------------------------------------------------
 
     def read(self, reader: X12Reader) -> None:
+        envelope = _ENVELOPE_IDS
         for seg in reader:
-            sid = seg.fields[0]
+            fields = seg.fields
+            sid = fields[0]
             st = self.set
-            if st is not None and sid not in _ENVELOPE_IDS:
-                self.in_set(st, seg)
+            if st is not None and sid not in envelope:
+                # The hot path, inlined: a transition that needs no qualifier and skips
+                # nothing mandatory, then the segment's generated checker.
+                st.result.segment_count += 1
+                step = st.simple[st.state].get(sid) if st.simple else None
+                if step is None:
+                    if st.spec is not None:
+                        self.walk(st, seg)
+                    continue
+                target, loop, end = step
+                counts = st.counts
+                if loop >= 0:
+                    if counts[loop] >= st.max_counts[loop]:
+                        self.walk(st, seg)  # over the loop's maximum: the full path reports it
+                        continue
+                    counts[loop] += 1
+                    counts[loop + 1:end] = st.zeros[loop + 1:end]
+                    counts[target] = 1
+                else:
+                    if counts[target] >= st.max_counts[target]:
+                        self.walk(st, seg)
+                        continue
+                    counts[target] += 1
+                st.state = target
+                if sid == "HL":
+                    self.check_hl(st, seg, st.result.segment_count, target)
+                if st.checkers[target](fields, self.comp, self.rep) is not None:
+                    self.check_elements(st, target, seg, st.result.segment_count)
                 continue
             if sid == "ISA":
                 self.isa(seg, reader)
@@ -428,7 +481,7 @@ class _Run:
         # A version older than the map wrote dates as YYMMDD: accept them when validating
         # against the nearest (newer) map.
         legacy = spec is not None and g.version[:6].isdigit() and g.version[:6] < "004000"
-        st = _Set(sr, spec, legacy)
+        st = _Set(sr, spec, legacy, self.comp)
         self.set = st
         sr.segment_count = 1
         if spec is not None:
