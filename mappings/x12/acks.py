@@ -110,7 +110,10 @@ def _safe_copy(value: str | None, w: writer.SegmentWriter) -> str | None:
         w.check(value, "AK404")
     except OutboundDataError:
         return None  # the copy is optional; a delimiter in it must not break the ack
-    return value[:MAX_BAD_DATA]
+    # Element 724 is AN: only the X12 character set (printable ASCII) is valid in it, and
+    # trailing blanks are not written in AN elements.
+    copy = value[:MAX_BAD_DATA].rstrip(" ")
+    return copy if copy and copy.isascii() and copy.isprintable() else None
 
 
 def _loop_id(loop: str | None) -> str | None:

@@ -99,9 +99,10 @@ def test_rejected_set_reports_segments_and_elements() -> None:
 def test_a_copy_of_bad_data_holding_a_delimiter_is_left_out() -> None:
     bad = SetResult("850", "0001", ack_code="R", findings=[
         F("element", "6", segment_id="BEG", segment_position=2, element_position=3,
-          data_element="324", value=value) for value in ("A~B", "A*B", "A:B", "A^B", "A\nB")])
+          data_element="324", value=value)
+        for value in ("A~B", "A*B", "A:B", "A^B", "A\nB", "caf\u00e9", "\u00a0", "   ")])
     text = build(interchange(group(bad, ack_code="R"))).acks[0].text
-    assert body(text)[2:8] == ["AK3*BEG*2"] + ["AK4*3*324*6"] * 5
+    assert body(text)[2:11] == ["AK3*BEG*2"] + ["AK4*3*324*6"] * 8
 
 
 def test_set_in_error_without_a_set_level_code_says_segments_in_error() -> None:
