@@ -2,8 +2,11 @@
 
 Each acknowledgment is its own interchange (ISA..IEA), addressed back to the sender,
 so that the pipeline can store, send and retry each one on its own ("one 997 per
-group"). A 997 answers groups of versions before 005010 and uses the group's version;
-a 999 (005010X231A1) answers 005010 and later. Inbound acknowledgments (GS01 FA, or an
+group"). A 997 answers groups of versions before 005010, a 999 (005010X231A1) those of
+005010 and later. Every 997 is written at 004010 (ISA12 00401, ISA11 U, GS08 004010),
+whatever older version it answers (003040, 004030, 004060 ...): the 997 is the same
+across them, and 004010 is the version our maps (and most partners) know. A TA1 goes
+in an 00401 interchange, or 00501 when it answers one of 00501 and later. Inbound acknowledgments (GS01 FA, or an
 interchange that carries only TA1) are never acknowledged, so two gateways cannot
 acknowledge each other forever. Functional acks are written only for an interchange
 whose envelope was accepted (TA104 A or E): the groups of a rejected one were not read.
@@ -82,15 +85,6 @@ def ack_kind(group_version: str, interchange_version: str = "") -> AckKind:
     """997 for versions before 005010, 999 from 005010 on; 997 when neither can be read."""
     n = _version_number(group_version) or _version_number(interchange_version) or 4010
     return "999" if n >= 5010 else "997"
-
-
-def _997_versions(group_version: str, interchange_version: str) -> tuple[str, str]:
-    """(ISA12, GS08) of a 997: the group's base version, 004010 when unreadable."""
-    n = _version_number(group_version) or _version_number(interchange_version) or 4010
-    if n >= 5010 or n < 2000:
-        n = 4010
-    base = f"{n:06d}"
-    return base[:5], base
 
 
 def _codes(findings: list[results.Finding], level: str) -> list[str]:
@@ -182,13 +176,12 @@ def _functional_ack(ic: results.InterchangeResult, grp: results.GroupResult,
                     w: writer.SegmentWriter) -> Acknowledgment:
     kind = ack_kind(grp.version, ic.version)
     is_999 = kind == "999"
-    if is_999:
-        isa12, gs08 = "00501", ACK_999_VERSION
-    else:
-        isa12, gs08 = _997_versions(grp.version, ic.version)
+    isa12, gs08 = ("00501", ACK_999_VERSION) if is_999 else ("00401", "004010")
     isa13 = numbers.next_interchange()
     out = writer.InterchangeWriter(_isa_header(ic, isa13, isa12, now), w)
-    g = out.group("FA", grp.receiver or ic.receiver_id, grp.sender or ic.sender_id,
+    # GS02/GS03 are AN: blanks some partners pad them with are not copied.
+    g = out.group("FA", grp.receiver.rstrip() or ic.receiver_id,
+                  grp.sender.rstrip() or ic.sender_id,
                   now.strftime("%Y%m%d"), now.strftime("%H%M"), numbers.next_group(), gs08)
     ts = g.transaction_set(kind, numbers.next_set(), ACK_999_VERSION if is_999 else None)
     g.add(ts, "AK1", grp.functional_id, grp.control_number, grp.version if is_999 else None)
@@ -223,7 +216,7 @@ def _ta1(ic: results.InterchangeResult, numbers: ControlNumbers, now: datetime,
         raise OutboundDataError(
             f"the interchange's ISA13/ISA09/ISA10 ({ic.control_number!r}, {ic.date!r}, "
             f"{ic.time!r}) cannot be quoted in a TA1")
-    version = ic.version if _version_number(ic.version) else "00401"
+    version = "00501" if (_version_number(ic.version) or 0) >= 5010 else "00401"
     isa13 = numbers.next_interchange()
     out = writer.InterchangeWriter(_isa_header(ic, isa13, version, now), w)
     out.add("TA1", control.zfill(9), date, time, ic.ta1_ack_code, ic.ta1_note_code)

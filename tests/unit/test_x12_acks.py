@@ -169,10 +169,15 @@ def test_ack_kind_by_group_version(version: str, kind: str) -> None:
     assert acks.ack_kind(version) == kind
 
 
-def test_997_for_an_older_version_uses_that_version() -> None:
-    ic = interchange(group(SetResult("850", "1"), version="003040"), version="00304")
-    segs = segments(build(ic).acks[0].text)
-    assert (segs[0][11], segs[0][12], segs[1][8]) == ("U", "00304", "003040")
+@pytest.mark.parametrize("version,isa12", [("003040", "00304"), ("004030", "00403"),
+                                           ("004060VICS", "00406")])
+def test_997_for_any_older_version_is_written_at_4010(version: str, isa12: str) -> None:
+    ic = interchange(group(SetResult("850", "1"), version=version, sender="ACME    "),
+                     version=isa12, ack_requested=True)
+    ta1, ack = (segments(a.text) for a in build(ic))
+    assert (ta1[0][11], ta1[0][12]) == ("U", "00401")
+    assert (ack[0][11], ack[0][12], ack[1][8]) == ("U", "00401", "004010")
+    assert ack[1][3] == "ACME"
 
 
 def test_ta1_when_requested() -> None:
