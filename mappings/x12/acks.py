@@ -6,9 +6,10 @@ group"). A 997 answers groups of versions before 005010, a 999 (005010X231A1) th
 005010 and later. Every 997 is written at 004010 (ISA12 00401, ISA11 U, GS08 004010),
 whatever older version it answers (003040, 004030, 004060 ...): the 997 is the same
 across them, and 004010 is the version our maps (and most partners) know. A TA1 goes
-in an 00401 interchange, or 00501 when it answers one of 00501 and later. Inbound acknowledgments (GS01 FA, or an
-interchange that carries only TA1) are never acknowledged, so two gateways cannot
-acknowledge each other forever. Functional acks are written only for an interchange
+in an 00401 interchange, or 00501 when it answers one of 00501 and later.
+
+Inbound acknowledgments (GS01 FA, or an interchange that carries only TA1) are never
+acknowledged, so two gateways cannot acknowledge each other forever. Functional acks are written only for an interchange
 whose envelope was accepted (TA104 A or E): the groups of a rejected one were not read.
 """
 
