@@ -1,0 +1,224 @@
+"""X12 selectors (`BEG03`, `N1[N101=ST].N104`, `SLN05-1`) parsed once and compiled to closures.
+
+Grammar::
+
+    selector  := part ("." part)*
+    part      := SEG [ "[" cond ("," cond)* "]" ] [ NN [ "-" M ] ]
+    cond      := SEG NN [ "-" M ] ( "=" | "!=" ) value ( "|" value )*
+
+A part without an element picks a segment; the next part reads that same segment when it
+names the same id (`N1[N101=ST].N104`), else looks inside the loop that segment opens
+(`N1[N101=ST].N403`: the N4 of the ship-to N1 loop).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mappings.sources.x12_tree import Node, segment_node
+from mappings.x12.reader import Segment
+
+_SEG = r"[A-Z][A-Z0-9]{1,2}"
+_ELEMENT = re.compile(rf"^({_SEG})(\d{{2}})(?:-(\d{{1,2}}))?$")
+_SEGMENT = re.compile(rf"^({_SEG})$")
+_COND = re.compile(rf"^({_SEG})(\d{{2}})(?:-(\d{{1,2}}))?\s*(!=|=)\s*(.*)$")
+
+Getter = Callable[[Node], "str | None"]
+
+
+class SelectorSyntaxError(ValueError):
+    """A selector that does not parse; the message says what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cond:
+    element: int
+    component: int  # 0 for the whole element
+    values: frozenset[str]
+    negate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    segment: str
+    conds: tuple[Cond, ...]
+    element: int  # 0 when the part picks a segment only
+    component: int
+
+
+def _split_parts(text: str) -> list[str]:
+    """Split on dots outside brackets (a qualifier value may hold a dot)."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "." and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return parts
+
+
+def _parse_part(text: str, whole: str) -> Part:
+    conds: list[Cond] = []
+    head, tail = text, ""
+    if "[" in text:
+        i, j = text.index("["), text.rindex("]") if "]" in text else -1
+        if j < i:
+            raise SelectorSyntaxError(f"{whole!r}: '[' without ']'")
+        head, inner, tail = text[:i], text[i + 1:j], text[j + 1:]
+        seg = head
+        if not _SEGMENT.match(seg):
+            raise SelectorSyntaxError(f"{whole!r}: {seg!r} is not a segment id")
+        for c in inner.split(","):
+            m = _COND.match(c.strip())
+            if not m:
+                raise SelectorSyntaxError(f"{whole!r}: qualifier {c.strip()!r} is not like "
+                                          f"{seg}01=VALUE")
+            if m.group(1) != seg:
+                raise SelectorSyntaxError(f"{whole!r}: qualifier {c.strip()!r} must test an "
+                                          f"element of {seg}")
+            values = frozenset(v.strip() for v in m.group(5).split("|"))
+            conds.append(Cond(int(m.group(2)), int(m.group(3) or 0), values, m.group(4) == "!="))
+        if tail:
+            # `SEG[...]NN` is unusual but unambiguous: an element of the qualified segment.
+            if not re.fullmatch(r"\d{2}(?:-\d{1,2})?", tail):
+                raise SelectorSyntaxError(f"{whole!r}: unexpected {tail!r} after ']'")
+            el, _, comp = tail.partition("-")
+            return Part(seg, tuple(conds), int(el), int(comp or 0))
+        return Part(seg, tuple(conds), 0, 0)
+    m = _ELEMENT.match(head)
+    if m:
+        return Part(m.group(1), (), int(m.group(2)), int(m.group(3) or 0))
+    if _SEGMENT.match(head):
+        return Part(head, (), 0, 0)
+    raise SelectorSyntaxError(f"{whole!r}: {head!r} is neither a segment id (N1, PO1) nor an "
+                              "element (BEG03, N104, SLN05-1)")
+
+
+def parse(text: str) -> tuple[Part, ...]:
+    """A selector's parts; SelectorSyntaxError when it does not parse."""
+    text = text.strip()
+    if not text:
+        raise SelectorSyntaxError("empty selector")
+    parts = tuple(_parse_part(p.strip(), text) for p in _split_parts(text))
+    for p in parts[:-1]:
+        if p.element:
+            raise SelectorSyntaxError(f"{text!r}: only the last part may name an element")
+    return parts
+
+
+def _value(seg: Segment, element: int, component: int, sep: str) -> str:
+    f = seg.fields
+    v = f[element] if element < len(f) else ""
+    if component:
+        comps = v.split(sep)
+        v = comps[component - 1] if component <= len(comps) else ""
+    return v
+
+
+def _ok(seg: Segment, conds: tuple[Cond, ...], sep: str) -> bool:
+    # A plain loop: all() over a generator is measurably slower on this hot path.
+    for c in conds:  # noqa: SIM110
+        if (_value(seg, c.element, c.component, sep) in c.values) == c.negate:
+            return False
+    return True
+
+
+def resolve(parts: tuple[Part, ...], node: Node) -> Segment | None:
+    """The segment a selector reads in this scope, or None."""
+    scope: Node | None = node
+    seg: Segment | None = None
+    for i, part in enumerate(parts):
+        if i and seg is not None and part.segment == parts[i - 1].segment:
+            if not _ok(seg, part.conds, node.component):
+                return None
+            continue
+        if scope is None:
+            return None
+        found = None
+        for s, owner in scope.index.get(part.segment, ()):
+            if _ok(s, part.conds, node.component):
+                found = (s, owner)
+                break
+        if found is None:
+            return None
+        seg = found[0]
+        scope = found[1] if found[1] is not None else scope
+    return seg
+
+
+def compile_getter(text: str) -> tuple[Getter, Callable[[Node], Segment | None], Part]:
+    """(value getter, segment locator for error messages, last part) of a selector."""
+    parts = parse(text)
+    last = parts[-1]
+    el, comp = last.element, last.component
+    if len(parts) == 1 and not last.conds and not comp:
+        sid = last.segment
+
+        # The common case, kept to a dict lookup and an index: most fields are like BEG03.
+        def get(node: Node) -> str | None:
+            pairs = node.index.get(sid)
+            if pairs:
+                f = pairs[0][0].fields
+                if el < len(f):
+                    return f[el] or None
+            return None
+    else:
+        def get(node: Node) -> str | None:
+            seg = resolve(parts, node)
+            if seg is None:
+                return None
+            return _value(seg, el, comp, node.component) or None
+
+    return get, lambda node: resolve(parts, node), last
+
+
+def compile_each(text: str, descendants: bool = False) -> Callable[[Node], list[Node]]:
+    """The scopes `each:` repeats over: loop instances, repeated segments or HL levels."""
+    parts = parse(text)
+    if len(parts) != 1 or parts[0].element:
+        raise SelectorSyntaxError(f"{text!r}: each: takes one segment or loop, with optional "
+                                  "qualifiers, e.g. PO1, N1[N101=ST], HL[HL03=O]")
+    part = parts[0]
+    sid, conds = part.segment, part.conds
+
+    def each(node: Node) -> list[Node]:
+        sep = node.component
+        if sid == "HL" and node.hl_children is not None and node.id == "HL":
+            # Inside an HL level, HL means the levels below it in the HL01/HL02 tree.
+            kids = node.hl_descendants() if descendants else node.hl_children
+            return [k for k in kids if not conds or _ok(k.segments[0], conds, sep)]
+        if sid == "HL" and descendants and node.hl_children is not None:
+            kids = node.hl_descendants()
+            return [k for k in kids if not conds or _ok(k.segments[0], conds, sep)]
+        out = []
+        for seg, owner in node.index.get(sid, ()):
+            if conds and not _ok(seg, conds, sep):
+                continue
+            out.append(owner if owner is not None else segment_node(seg, node))
+        return out
+
+    return each
+
+
+def describe(node: Node, seg: Segment | None, last: Part | None = None) -> str:
+    """Where a value came from, in words: segment position in the set, id, line, element."""
+    if seg is None:
+        trig = node.trigger
+        if trig is None:
+            return f"loop {node.id}"
+        return (f"loop {node.id} at segment {node.set_position(trig)} "
+                f"({trig.fields[0]}, line {trig.line})")
+    text = f"segment {node.set_position(seg)} ({seg.fields[0]}, line {seg.line})"
+    if last is not None and last.element:
+        text += f" element {last.segment}{last.element:02d}"
+        if last.component:
+            text += f"-{last.component}"
+    return text

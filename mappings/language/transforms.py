@@ -1,0 +1,164 @@
+"""Value transforms: dates, times, implied decimals, numbers, trimming, code tables.
+
+Each builder returns a plain function of one value, chosen once at compile time; a
+function raises TransformError with a sentence the analyst can act on, and the compiled
+field adds the mapping key and the source position.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Transform = Callable[[Any], Any]
+
+# YYMMDD: years 00-49 are 20xx, 50-99 are 19xx (the usual X12 window).
+CENTURY_PIVOT = 50
+_DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?$")
+_DIGITS = re.compile(r"^\d+$")
+
+
+class TransformError(ValueError):
+    """A source value that a transform cannot convert."""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def trim(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _iso(year: int, month: int, day: int, raw: str) -> str:
+    try:
+        return datetime.date(year, month, day).isoformat()
+    except ValueError:
+        raise TransformError(f"{raw!r} is not a calendar date") from None
+
+
+def date(fmt: str) -> Transform:
+    """CCYYMMDD, YYMMDD or auto (by length) to ISO YYYY-MM-DD."""
+    def convert(value: Any) -> str:
+        raw = _text(value).strip()
+        if not _DIGITS.match(raw):
+            raise TransformError(f"{raw!r} is not a date ({fmt}): digits expected")
+        n = len(raw)
+        if n == 8 and fmt in ("CCYYMMDD", "auto"):
+            return _iso(int(raw[:4]), int(raw[4:6]), int(raw[6:]), raw)
+        if n == 6 and fmt in ("YYMMDD", "auto"):
+            yy = int(raw[:2])
+            return _iso((2000 if yy < CENTURY_PIVOT else 1900) + yy, int(raw[2:4]), int(raw[4:]),
+                        raw)
+        raise TransformError(f"{raw!r} is not a date in {fmt} ({n} digits)")
+    return convert
+
+
+def time(fmt: str) -> Transform:
+    """HHMM, HHMMSS or auto (HHMM[SS[d..]]) to HH:MM[:SS[.d..]]."""
+    def convert(value: Any) -> str:
+        raw = _text(value).strip()
+        n = len(raw)
+        ok = _DIGITS.match(raw) and (n == 4 if fmt == "HHMM" else n == 6 if fmt == "HHMMSS"
+                                     else n in (4, 6) or 7 <= n <= 8)
+        if not ok:
+            raise TransformError(f"{raw!r} is not a time ({fmt})")
+        hh, mm = int(raw[:2]), int(raw[2:4])
+        if hh > 23 or mm > 59 or (n >= 6 and int(raw[4:6]) > 59):
+            raise TransformError(f"{raw!r} is not a time of day")
+        out = f"{raw[:2]}:{raw[2:4]}"
+        if n >= 6:
+            out += f":{raw[4:6]}"
+        if n > 6:
+            out += f".{raw[6:]}"
+        return out
+    return convert
+
+
+def _normal(sign: str, whole: str, frac: str | None, raw: str) -> str:
+    """A canonical decimal string: no plus sign, no leading zeros, no '-0'."""
+    if not whole and not frac:
+        raise TransformError(f"{raw!r} is not a number")
+    whole = whole.lstrip("0") or "0"
+    out = whole + (f".{frac}" if frac else "")
+    if sign == "-" and out.strip("0.") != "":
+        out = "-" + out
+    return out
+
+
+def number(value: Any) -> str:
+    """A decimal string as the canonical schemas want it ("048.50" -> "48.50")."""
+    if isinstance(value, bool):
+        raise TransformError(f"{value!r} is not a number")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _normal(*_parts(repr(value)), repr(value))
+    raw = _text(value).strip().replace(",", "") if isinstance(value, str) else str(value)
+    return _normal(*_parts(raw), raw)
+
+
+def _parts(raw: str) -> tuple[str, str, str | None]:
+    m = _DECIMAL.match(raw)
+    if not m:
+        raise TransformError(f"{raw!r} is not a number")
+    return m.group(1), m.group(2), m.group(3)
+
+
+def implied_decimal(places: int) -> Transform:
+    """X12 Nn: "12345" with N2 is 123.45; a value that has its own point is kept as sent."""
+    def convert(value: Any) -> str:
+        raw = _text(value).strip()
+        sign, digits, frac = _parts(raw)
+        if frac is not None or places == 0:
+            return _normal(sign, digits, frac, raw)
+        if not digits:
+            raise TransformError(f"{raw!r} is not a number")
+        digits = digits.rjust(places + 1, "0")
+        return _normal(sign, digits[:-places], digits[-places:], raw)
+    return convert
+
+
+def integer(value: Any) -> int:
+    raw = _text(value).strip()
+    try:
+        return int(raw)
+    except ValueError:
+        raise TransformError(f"{raw!r} is not a whole number") from None
+
+
+def table(codes: Mapping[str, Any], name: str, *, strict: bool, unknown: Any = None) -> Transform:
+    """Look a code up; unknown codes raise (strict), become `unknown`, or pass through."""
+    def convert(value: Any) -> Any:
+        key = _text(value)
+        if key in codes:
+            return codes[key]
+        if strict:
+            shown = ", ".join(sorted(codes)[:12]) + (", ..." if len(codes) > 12 else "")
+            raise TransformError(f"code {key!r} is not in table {name} ({shown})")
+        return value if unknown is None else unknown
+    return convert
+
+
+def chain(steps: list[Transform]) -> Transform | None:
+    """One function applying `steps` in order (None when there are none)."""
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+    if len(steps) == 2:
+        a, b = steps
+        return lambda v: b(a(v))
+    def run(value: Any) -> Any:
+        for step in steps:
+            value = step(value)
+        return value
+    return run
