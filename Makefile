@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 
 ## run: set up, then run the gateway's main job on its embedded default
 run: $(BIN)/.installed
-	$(BIN)/edigw validate samples/x12 --ack-dir var/outbox
+	$(BIN)/edigw validate samples/x12/*.edi --ack-dir var/outbox
 
 ## test: set up, then run the checks and the whole test suite
 test: $(BIN)/.installed

@@ -74,7 +74,7 @@ def validate(
             if ack_dir is not None and result.readable:
                 _write_acks(result, ack_dir, err)
             if format == "text":
-                progress.console.print(report.render_text(result), end="")
+                out.print(report.render_text(result), end="")
             progress.advance(task)
     if format == "json":
         sys.stdout.write(json.dumps(report.to_json(results), indent=2) + "\n")
