@@ -96,6 +96,8 @@ def _normal(sign: str, whole: str, frac: str | None, raw: str) -> str:
 
 def number(value: Any) -> str:
     """A decimal string as the canonical schemas want it ("048.50" -> "48.50")."""
+    if value.__class__ is str and value.isascii() and value.isdigit():
+        return value.lstrip("0") or "0"  # the common case, kept off the regex
     if isinstance(value, bool):
         raise TransformError(f"{value!r} is not a number")
     if isinstance(value, int):
@@ -137,7 +139,12 @@ def integer(value: Any) -> int:
 
 def table(codes: Mapping[str, Any], name: str, *, strict: bool, unknown: Any = None) -> Transform:
     """Look a code up; unknown codes raise (strict), become `unknown`, or pass through."""
+    miss = object()
+
     def convert(value: Any) -> Any:
+        found = codes.get(value, miss) if value.__class__ is str else miss
+        if found is not miss:
+            return found
         key = _text(value)
         if key in codes:
             return codes[key]

@@ -107,36 +107,47 @@ def build_tree(segments: Sequence[Segment], spec: TransactionSpec | None = None,
         link_hl(root)
         return root
     ends, ids, transitions = spec.ends, spec.ids, spec.transitions
-    # The stack holds (spec node index, tree node) of the open loops; index 0 is ST_LOOP.
-    stack: list[tuple[int, Node]] = [(0, root)]
+    # Open loops as parallel stacks of (spec node index, tree node); 0 is ST_LOOP. This loop
+    # runs once per segment of every mapped document, hence the inlined bookkeeping.
+    idx_stack: list[int] = [0]
+    node_stack: list[Node] = [root]
+    top_idx, top = 0, root
     state = spec.start
     it = iter(segments)
     first = next(it, None)
     if first is not None:
         root.add_segment(first)
     for seg in it:
+        sid = seg.fields[0]
         chosen = None
-        for cand in transitions[state].get(seg.fields[0], ()):
-            if _matches(cand, seg, component):
+        for cand in transitions[state].get(sid, ()):
+            if cand.key_codes is None or _matches(cand, seg, component):
                 chosen = cand
                 break
         if chosen is None:
             # Out of place (the validator reports it): keep it where it was found.
-            stack[-1][1].add_segment(seg)
+            top.add_segment(seg)
             continue
         state = chosen.target
         enter = chosen.enter_loop
         target = enter if enter >= 0 else state
         # Close loops until the top one contains the target; wrappers are never pushed.
-        while len(stack) > 1 and not (stack[-1][0] < target < ends[stack[-1][0]]):
-            stack.pop()
+        while top_idx and not (top_idx < target < ends[top_idx]):
+            idx_stack.pop()
+            node_stack.pop()
+            top_idx, top = idx_stack[-1], node_stack[-1]
         if enter >= 0:
             loop = Node(ids[enter], start, component)
-            stack[-1][1].add_loop(loop, seg)
-            stack.append((enter, loop))
-            loop.add_segment(seg)
+            top.add_loop(loop, seg)
+            idx_stack.append(enter)
+            node_stack.append(loop)
+            top_idx, top = enter, loop
+        top.segments.append(seg)
+        pairs = top.index.get(sid)
+        if pairs is None:
+            top.index[sid] = [(seg, None)]
         else:
-            stack[-1][1].add_segment(seg)
+            pairs.append((seg, None))
     link_hl(root)
     return root
 
