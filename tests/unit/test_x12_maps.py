@@ -77,5 +77,17 @@ def test_every_referenced_data_element_is_defined() -> None:
 
 def test_five_thousand_ten_differs_where_the_standard_changed() -> None:
     segs = mapgen.load_segments()
-    assert len(segs["5010"]["DTM"].refs) == 6 and len(segs["4010"]["DTM"].refs) == 7
+    # 004010 already dropped DTM's Century (624); DTM is 6 elements in both (Bots records004010/005010)
+    assert len(segs["5010"]["DTM"].refs) == 6 and len(segs["4010"]["DTM"].refs) == 6
+    assert segs["4010"]["DTM"].syntax == ["R020305", "C0403", "P0506"]
+    assert len(segs["4010"]["MEA"].refs) == 10 and len(segs["5010"]["MEA"].refs) == 12
     assert len(segs["5010"]["ST"].refs) == 3 and len(segs["4010"]["ST"].refs) == 2
+
+
+def test_segments_checked_against_bots_records() -> None:
+    segs = mapgen.load_segments()
+    # element counts per bots-edi/bots-grammars x12/4010/records004010.py
+    for seg, n in {"BSN": 7, "CB1": 2, "FOB": 9, "PAM": 15, "PKG": 6, "PRF": 7, "L7": 16,
+                   "LH1": 11, "LH2": 11, "LH4": 12, "IT8": 27, "CSH": 10, "TD5": 15}.items():
+        assert len(segs["4010"][seg].refs) == n, seg
+    assert segs["4010"]["PO4"].syntax[:2] == ["P0203", "C0506"]
