@@ -39,7 +39,7 @@ def _envelope(fic: str, sets: list[list[str]], version: str = "004010") -> str:
     out = [isa, f"GS*{fic}*BENCHSENDER*BENCHRECEIVER*20261123*1200*1*X*{version}"]
     for n, body in enumerate(sets, 1):
         cn = f"{n:04d}"
-        out.append(f"ST*{fic == 'PO' and '850' or '856'}*{cn}")
+        out.append(f"ST*{(fic == 'PO' and '850') or '856'}*{cn}")
         out.extend(body)
         out.append(f"SE*{len(body) + 2}*{cn}")
     out.append(f"GE*{len(sets)}*1")
