@@ -164,6 +164,7 @@ class _Run:
         self.comp = ":"
         self.rep: str | None = None
         self.set_ids_in_group: set[str] = set()
+        self.hl03_required: dict[tuple[int, int], bool] = {}
         self.fics = {e.fic for e in folder.entries if e.fic} | {"PO", "PR", "SH", "IN", "FA"}
 
     # -- driving ---------------------------------------------------------------------
@@ -692,10 +693,14 @@ class _Run:
         if hl02 and (hl02 == hl01 or hl02 not in st.hl_ids):
             problems.append((2, hl02, f"HL02 parent id {hl02!r} is not an HL seen before this "
                              "one (reported as code 7, invalid value)"))
-        rule = spec.rules[node]
-        hl03_required = rule is not None and any(r.seq == 3 and r.usage == "R"
-                                                 for r in rule.elements)
-        if not hl03 and not hl03_required:  # the map's own check reports it otherwise
+        key = (id(spec), node)  # specs outlive a validation, so their id is a stable key
+        required = self.hl03_required.get(key)
+        if required is None:
+            rule = spec.rules[node]
+            required = rule is not None and any(r.seq == 3 and r.usage == "R"
+                                                for r in rule.elements)
+            self.hl03_required[key] = required
+        if not hl03 and not required:  # the map's own check reports it otherwise
             problems.append((3, None, "HL03 hierarchical level code is required but empty"))
         if not problems:
             return
