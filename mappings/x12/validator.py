@@ -86,8 +86,8 @@ def validate(source: str | os.PathLike[str] | bytes | BinaryIO, *, path: str = "
 class _Set:
     """What is tracked while inside one ST..SE."""
 
-    __slots__ = ("checkers", "counts", "errors", "hl_ids", "hl_last", "max_counts", "result",
-                 "simple", "spec", "state", "suppressed", "zeros")
+    __slots__ = ("checkers", "counts", "errors", "hl_ids", "hl_last", "hl_unsure", "max_counts",
+                 "result", "simple", "spec", "state", "suppressed", "zeros")
 
     def __init__(self, result: SetResult, spec: specs.TransactionSpec | None,
                  legacy: bool = False, comp: str = ":") -> None:
@@ -103,6 +103,9 @@ class _Set:
         self.suppressed = 0
         self.hl_ids: set[str] = set()
         self.hl_last = 0
+        # An HL whose own id is missing or malformed: a later HL02 may well point at it,
+        # so unknown parents are no longer reported (one error, not a cascade).
+        self.hl_unsure = False
 
     def add(self, f: Finding) -> None:
         if f.severity == "error":
@@ -165,6 +168,7 @@ class _Run:
         self.rep: str | None = None
         self.set_ids_in_group: set[str] = set()
         self.hl03_required: dict[tuple[int, int], bool] = {}
+        self.isa_seen: set[tuple[str, str, str]] = set()
         self.fics = {e.fic for e in folder.entries if e.fic} | {"PO", "PR", "SH", "IN", "FA"}
 
     # -- driving ---------------------------------------------------------------------
@@ -257,10 +261,19 @@ class _Run:
             element_separator=d.element, component_separator=d.component,
             repetition_separator=d.repetition, segment_terminator=d.segment,
             line=seg.line, file_position=seg.position)
+        seen = (ic.sender_qualifier, ic.sender_id, ic.control_number)
+        duplicate = seen in self.isa_seen
+        self.isa_seen.add(seen)
         self.result.interchanges.append(ic)
         self.ic, self.ic_closed, self.group, self.group_closed = ic, False, None, True
         self.comp, self.rep = d.component, d.repetition
         self.ta1_count = 0
+        if duplicate:
+            # The standard's code for it; rejecting or dropping a repeat is the pipeline's
+            # call (its duplicate window), so here it is only pointed out.
+            self.ic_error("025", f"interchange control number {f[13]!r} from "
+                          f"{f[5]}:{f[6].rstrip()} appears earlier in this file",
+                          seg, severity="warning")
         for note in meta.notes:
             code = "004" if "terminator" in note else "026" if "same character" in note else "022"
             self.ic_error(code, f"ISA: {note}", seg)
@@ -690,7 +703,9 @@ class _Run:
             st.hl_ids.add(hl01)
             if hl01.isdigit():
                 st.hl_last = max(st.hl_last, int(hl01))
-        if hl02 and (hl02 == hl01 or hl02 not in st.hl_ids):
+        if not hl01 or len(hl01) > 12 or not hl01.isalnum():  # element 628 is AN 1/12
+            st.hl_unsure = True
+        if hl02 and (hl02 == hl01 or (hl02 not in st.hl_ids and not st.hl_unsure)):
             problems.append((2, hl02, f"HL02 parent id {hl02!r} is not an HL seen before this "
                              "one (reported as code 7, invalid value)"))
         key = (id(spec), node)  # specs outlive a validation, so their id is a stable key

@@ -88,14 +88,17 @@ def _compare(data: bytes) -> list[str]:
         return []  # pyx12 cannot read it: nothing to compare
     ours = validator.validate(data)
     problems = []
+    keys = [(ic.control_number, g.control_number, s.control_number)
+            for ic in ours.interchanges for g in ic.groups for s in g.sets]
     for ic in ours.interchanges:
         for g in ic.groups:
             for s in g.sets:
                 key = (ic.control_number, g.control_number, s.control_number)
                 t = theirs.sets.get(key)
-                if t is None or s.map_name is None or \
-                        sum(x.control_number == s.control_number for x in g.sets) > 1:
-                    continue  # pyx12's verdicts are keyed by ST02: a duplicate is ambiguous
+                if t is None or s.map_name is None or keys.count(key) > 1:
+                    # pyx12's verdicts are keyed by ISA13/GS06/ST02: a key that occurs twice
+                    # (a repeated ST02, or the same interchange twice) is ambiguous
+                    continue
                 content = [f for f in s.errors if f.level in ("segment", "element")
                            or (f.level == "set" and f.code in _CONTENT_SET_CODES)]
                 our_ok = not content
