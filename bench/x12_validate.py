@@ -151,6 +151,12 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     baseline = run_child("floor", __file__)  # an interpreter doing nearly nothing: RSS floor
     print(f"python interpreter alone: peak RSS {baseline['peak_rss_mb']:.0f} MB")
+    # The first run after a map change compiles the maps (lxml, ~95 MB peak) and caches
+    # them; measure the steady state, as a running gateway sees it.
+    warm = run_child("edigw", str(REPO / "samples" / "x12" / "acme-850-4010.edi"))
+    print(f"edigw warm-up (compiles maps into the cache if stale): peak RSS "
+          f"{warm['peak_rss_mb']:.0f} MB")
+    run_child("edigw", str(REPO / "samples" / "x12" / "globex-856-4010-sopi.edi"))
     rows = []
     for name, make in (("850", make_850), ("856", make_856)):
         big = folder / f"bench-{name}.edi"

@@ -486,20 +486,35 @@ class _Compiler:
 # -- caching --------------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
+def _private(path: Path) -> bool:
+    """A folder we own that nobody else can write: only then are its pickles trusted."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    owner_ok = not hasattr(os, "getuid") or st.st_uid == os.getuid()
+    return owner_ok and not st.st_mode & 0o022 and os.access(path, os.W_OK)
+
+
+def cache_dir() -> Path | None:
+    """Where compiled specs are kept, or None when no private folder can be had.
+
+    Loading a pickle runs code, so a folder someone else could have planted files in
+    (a shared temp folder made by another user, say) is never used.
+    """
     base = os.environ.get("XDG_CACHE_HOME")
     root = Path(base) if base else Path.home() / ".cache"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        path = root / "edigw"
-        path.mkdir(exist_ok=True)
-        if os.access(path, os.W_OK):
+    candidates = [root / "edigw",
+                  Path(tempfile.gettempdir()) / f"edigw-{os.getuid() if hasattr(os, 'getuid') else 0}"]
+    for path in candidates:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, exist_ok=True)
+        except OSError:
+            continue
+        if _private(path):
             return path
-    except OSError:
-        pass
-    path = Path(tempfile.gettempdir()) / f"edigw-{os.getuid() if hasattr(os, 'getuid') else 0}"
-    path.mkdir(exist_ok=True)
-    return path
+    return None
 
 
 def _hash_inputs(folder: Path, map_file: str) -> str:
@@ -516,7 +531,9 @@ def load_spec(folder_path: str, map_file: str, use_disk_cache: bool = True) -> T
     """The compiled spec of one map file, from the disk cache when it is current."""
     folder = load_folder(folder_path)
     digest = _hash_inputs(folder.path, map_file)
-    cached = cache_dir() / f"x12spec-{Path(map_file).stem}-{digest}.pickle"
+    where = cache_dir() if use_disk_cache else None
+    use_disk_cache = where is not None
+    cached = (where or Path(".")) / f"x12spec-{Path(map_file).stem}-{digest}.pickle"
     if use_disk_cache and cached.is_file():
         try:
             with open(cached, "rb") as fh:
@@ -533,6 +550,9 @@ def load_spec(folder_path: str, map_file: str, use_disk_cache: bool = True) -> T
             with open(tmp, "wb") as fh:
                 pickle.dump(spec, fh, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, cached)
+            for stale in cached.parent.glob(f"x12spec-{Path(map_file).stem}-*.pickle"):
+                if stale != cached:  # an older version of these maps: never read again
+                    stale.unlink(missing_ok=True)
         except OSError as exc:
             log.warning("cannot write X12 spec cache %s: %s", cached, exc)
     return spec

@@ -120,3 +120,19 @@ def test_a_folder_without_maps_xml_is_a_specification_error(tmp_path):
     from canonical.errors import SpecificationError
     with pytest.raises(SpecificationError):
         specs.load_folder(tmp_path)
+
+
+def test_a_cache_folder_others_can_write_is_never_used(tmp_path, monkeypatch):
+    """Loading a pickle runs code: a world-writable cache folder must not be trusted."""
+    import os
+
+    from mappings.x12 import specs as sp
+
+    base = tmp_path / "cache"
+    (base / "edigw").mkdir(parents=True)
+    os.chmod(base / "edigw", 0o777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base))
+    monkeypatch.setattr(sp.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    chosen = sp.cache_dir()
+    assert chosen != base / "edigw"
+    assert chosen is None or sp._private(chosen)
