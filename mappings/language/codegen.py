@@ -102,8 +102,8 @@ class _Writer:
     def simple_selector(self, spec: dict[str, Any]) -> selectors.Part | None:
         """The selector's only part when it is a plain element (BEG03), else None."""
         if self.compiler.source.format != "x12" or "select" not in spec or "fields" in spec \
-                or "list" in spec:
-            return None
+                or "list" in spec or self.compiler.source.reads is not None:
+            return None  # tracking mode reads through the recording closures
         try:
             parts = selectors.parse(spec["select"])
         except selectors.SelectorSyntaxError:

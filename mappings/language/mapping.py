@@ -36,6 +36,10 @@ class CompiledMapping:
     event: str | None
     definition: dict[str, Any]  # the merged mapping, as data
     run: Callable[[Any], dict[str, Any] | None] = field(repr=False)
+    # Tracking mode only (load(..., track=True)): what the selectors read, added to on every
+    # run until cleared. X12: (segment position in the file, element); CSV: (file, row,
+    # column); JSON: the JSON Pointer path of each value read.
+    reads: set[Any] | None = field(default=None, repr=False)
 
     def __call__(self, tree: Any) -> dict[str, Any]:
         return self.run(tree) or {}
@@ -83,8 +87,12 @@ class CompiledMapping:
         return self(json_doc.Scope(document, ""))
 
 
-def load(path: str | Path, *, text: str | None = None) -> CompiledMapping:
-    """Read, merge (`extends:`), check against the schema and compile a mapping file."""
+def load(path: str | Path, *, text: str | None = None, track: bool = False) -> CompiledMapping:
+    """Read, merge (`extends:`), check against the schema and compile a mapping file.
+
+    With track=True the mapping records in `.reads` every source element its selectors
+    read (slower: no generated straight-line code), so a caller can list what it drops.
+    """
     data, marks, files = extends.resolve(path, text=text)
     schema.check(data, marks)
     file = str(path)
@@ -94,11 +102,12 @@ def load(path: str | Path, *, text: str | None = None) -> CompiledMapping:
                                "base mapping", file=file, line=1, key="format")
     name = data.get("name") or Path(file).stem
     tables = {k: v or {} for k, v in (data.get("tables") or {}).items()}
-    compiler = Compiler(SOURCES[fmt](), tables, marks, name)
+    reads: set[Any] | None = set() if track else None
+    compiler = Compiler(SOURCES[fmt](reads), tables, marks, name)
     run = compiler.group(data.get("fields"), ("fields",))
     return CompiledMapping(name=name, file=file, files=files, format=fmt,
                            document=data.get("document"), version=data.get("version"),
-                           event=data.get("event"), definition=data, run=run)
+                           event=data.get("event"), definition=data, run=run, reads=reads)
 
 
 def check(path: str | Path) -> list[str]:

@@ -26,6 +26,8 @@ _SEGMENT = re.compile(rf"^({_SEG})$")
 _COND = re.compile(rf"^({_SEG})(\d{{2}})(?:-(\d{{1,2}}))?\s*(!=|=)\s*(.*)$")
 
 Getter = Callable[[Node], "str | None"]
+# Tracking mode: (segment position in the file, element) pairs a compiled mapping read.
+Reads = set[tuple[int, int]]
 
 
 class SelectorSyntaxError(ValueError):
@@ -154,12 +156,58 @@ def resolve(parts: tuple[Part, ...], node: Node) -> Segment | None:
     return seg
 
 
-def compile_getter(text: str) -> tuple[Getter, Callable[[Node], Segment | None], Part]:
-    """(value getter, segment locator for error messages, last part) of a selector."""
+def _record(seg: Segment, conds: tuple[Cond, ...], reads: Reads) -> None:
+    for c in conds:
+        reads.add((seg.position, c.element))
+
+
+def resolve_tracked(parts: tuple[Part, ...], node: Node, reads: Reads) -> Segment | None:
+    """As resolve, recording the qualifier elements of every segment it settles on."""
+    scope: Node | None = node
+    seg: Segment | None = None
+    chosen: list[tuple[Segment, tuple[Cond, ...]]] = []
+    for i, part in enumerate(parts):
+        if i and seg is not None and part.segment == parts[i - 1].segment:
+            if not _ok(seg, part.conds, node.component):
+                return None
+            chosen.append((seg, part.conds))
+            continue
+        if scope is None:
+            return None
+        found = None
+        for s, owner in scope.index.get(part.segment, ()):
+            if _ok(s, part.conds, node.component):
+                found = (s, owner)
+                break
+        if found is None:
+            return None
+        seg = found[0]
+        chosen.append((seg, part.conds))
+        scope = found[1] if found[1] is not None else scope
+    for s, conds in chosen:
+        _record(s, conds, reads)
+    return seg
+
+
+def compile_getter(text: str, reads: Reads | None = None,
+                   ) -> tuple[Getter, Callable[[Node], Segment | None], Part]:
+    """(value getter, segment locator for error messages, last part) of a selector.
+
+    With `reads`, the getter adds (segment position, element) for the element it reads and
+    for the qualifiers that chose the segment: `edigw mapping coverage` finds what was left.
+    """
     parts = parse(text)
     last = parts[-1]
     el, comp = last.element, last.component
-    if len(parts) == 1 and not last.conds and not comp:
+    if reads is not None:
+        def get(node: Node) -> str | None:
+            seg = resolve_tracked(parts, node, reads)
+            if seg is None:
+                return None
+            if el:
+                reads.add((seg.position, el))
+            return _value(seg, el, comp, node.component) or None
+    elif len(parts) == 1 and not last.conds and not comp:
         sid = last.segment
 
         # The common case, kept to a dict lookup and an index: most fields are like BEG03.
@@ -180,7 +228,8 @@ def compile_getter(text: str) -> tuple[Getter, Callable[[Node], Segment | None],
     return get, lambda node: resolve(parts, node), last
 
 
-def compile_each(text: str, descendants: bool = False) -> Callable[[Node], list[Node]]:
+def compile_each(text: str, descendants: bool = False,
+                 reads: Reads | None = None) -> Callable[[Node], list[Node]]:
     """The scopes `each:` repeats over: loop instances, repeated segments or HL levels."""
     parts = parse(text)
     if len(parts) != 1 or parts[0].element:
@@ -190,6 +239,13 @@ def compile_each(text: str, descendants: bool = False) -> Callable[[Node], list[
     sid, conds = part.segment, part.conds
 
     def each(node: Node) -> list[Node]:
+        found = _each(node)
+        if reads is not None and conds:
+            for n in found:
+                _record(n.segments[0], conds, reads)
+        return found
+
+    def _each(node: Node) -> list[Node]:
         sep = node.component
         if sid == "HL" and node.hl_children is not None and node.id == "HL":
             # Inside an HL level, HL means the levels below it in the HL01/HL02 tree.

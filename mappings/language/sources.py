@@ -22,8 +22,11 @@ class X12Source:
     format = "x12"
     source_key = "select"
 
+    def __init__(self, reads: set[Any] | None = None) -> None:
+        self.reads = reads  # tracking mode: (segment position, element) pairs read
+
     def getter(self, text: str) -> tuple[Getter, Where]:
-        get, locate, last = selectors.compile_getter(text)
+        get, locate, last = selectors.compile_getter(text, self.reads)
         return get, lambda node: selectors.describe(node, locate(node), last)
 
     def condition(self, text: str) -> Getter:
@@ -31,10 +34,14 @@ class X12Source:
         parts = selectors.parse(text)
         if parts[-1].element:
             return self.getter(text)[0]
+        reads = self.reads
+        if reads is not None:
+            return lambda node: ("present" if selectors.resolve_tracked(parts, node, reads)
+                                 is not None else None)
         return lambda node: "present" if selectors.resolve(parts, node) is not None else None
 
     def each(self, text: str, descendants: bool) -> Callable[[Any], list[Any]]:
-        return selectors.compile_each(text, descendants)
+        return selectors.compile_each(text, descendants, self.reads)
 
     def where(self, scope: Any) -> str:
         return selectors.describe(scope, None)
@@ -47,11 +54,17 @@ class CsvSource:
     source_key = "column"
     ROWS = "rows"
 
+    def __init__(self, reads: set[Any] | None = None) -> None:
+        self.reads = reads  # tracking mode: (file, row number, column) triples read
+
     def getter(self, text: str) -> tuple[Getter, Where]:
         col = text
+        reads = self.reads
 
         def get(scope: Document | Row) -> str | None:
             row = scope.header if isinstance(scope, Document) else scope
+            if reads is not None:
+                reads.add((row.file, row.number, col))
             return row.values.get(col) or None
 
         def where(scope: Document | Row) -> str:
@@ -80,10 +93,22 @@ class JsonSource:
     format = "json"
     source_key = "path"
 
+    def __init__(self, reads: set[Any] | None = None) -> None:
+        self.reads = reads  # tracking mode: JSON Pointer paths of the values read
+
     def getter(self, text: str) -> tuple[Getter, Where]:
         steps = json_doc.parse_path(text)
         shown = "/" + "/".join(steps)
-        if json_doc.WILDCARD in steps:
+        reads = self.reads
+        if reads is not None:
+            def get(scope: json_doc.Scope) -> Any:
+                found = list(json_doc.scopes(scope, steps))
+                reads.update(s.path for s in found)
+                values = [s.value for s in found if s.value is not None and s.value != ""]
+                if json_doc.WILDCARD in steps:
+                    return values or None
+                return values[0] if values else None
+        elif json_doc.WILDCARD in steps:
             def get(scope: json_doc.Scope) -> Any:
                 found = [s.value for s in json_doc.scopes(scope, steps)
                          if s.value is not None and s.value != ""]
