@@ -1,0 +1,152 @@
+"""Engines and transactions: SQLite tuned for safe concurrent writers, or PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.orm import Session
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from canonical.errors import TransientError
+
+DEFAULT_URL = "sqlite:///var/edigw.db"
+# How long one SQLite statement waits for the write lock inside SQLite's own busy handler.
+BUSY_TIMEOUT = 5.0
+# How long the store keeps retrying BEGIN IMMEDIATE beyond that before it gives up.
+# Bounded on purpose: a lock held this long is a stuck process, and the caller's retry
+# policy (persistent, in the store) is the right place to wait longer.
+LOCKED_RETRY_FOR = 20.0
+
+_WRITE = "edigw_write"
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+class StoreBusy(TransientError):
+    """The database stayed locked by another writer; try the step again later."""
+
+
+class StoreUnavailable(TransientError):
+    """The database could not be reached; try the step again later."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def make_engine(url: str | URL | None = None, *, busy_timeout: float = BUSY_TIMEOUT,
+                locked_retry_for: float = LOCKED_RETRY_FOR, **kwargs: Any) -> Engine:
+    """An engine for the store URL (SQLite under ./var/ when none is given)."""
+    url = make_url(url or DEFAULT_URL)
+    if url.get_backend_name() != "sqlite":
+        # pool_pre_ping: a worker outliving a PostgreSQL restart gets a fresh connection
+        # instead of failing its next step on a dead one.
+        kwargs.setdefault("pool_pre_ping", True)
+        return sa.create_engine(url, **kwargs)
+    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, **kwargs)
+    _tune_sqlite(engine, busy_timeout, locked_retry_for)
+    return engine
+
+
+def is_sqlite(bind: Engine | Connection | Session) -> bool:
+    """Whether bind talks to SQLite."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    return engine.dialect.name == "sqlite"
+
+
+def _tune_sqlite(engine: Engine, busy_timeout: float, locked_retry_for: float) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        # sqlite3's legacy mode begins transactions late (never before a SELECT) and
+        # deferred; we emit BEGIN ourselves in the begin event below.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        # busy_timeout first, so the journal_mode switch itself waits for other openers.
+        cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit reported to a partner (a 997 sent, a file deleted remotely)
+        # must survive a power cut, which NORMAL does not promise in WAL mode.
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE, True)
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        # A read transaction that writes would fail now and then under load (see below);
+        # query_only turns the mistake into an immediate, always-visible error instead.
+        # (Set before BEGIN: a query_only connection cannot BEGIN IMMEDIATE.)
+        raw.execute(f"PRAGMA query_only = {'OFF' if write else 'ON'}")
+        # IMMEDIATE takes the write lock up front, where SQLite's busy handler waits for it;
+        # a deferred transaction that reads then writes fails at once with "database is
+        # locked" whatever the timeout, because waiting could not make its snapshot valid.
+        _begin_retrying(raw, "BEGIN IMMEDIATE" if write else "BEGIN", locked_retry_for)
+
+
+def _is_locked(error: BaseException) -> bool:
+    if isinstance(error, exc.DBAPIError):
+        error = error.orig  # type: ignore[assignment]
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+def _begin_retrying(raw: sqlite3.Connection, sql: str, retry_for: float) -> None:
+    # Retrying BEGIN is always safe: nothing of the step has run yet.
+    retrying = Retrying(
+        retry=retry_if_exception(_is_locked),
+        wait=wait_random_exponential(multiplier=0.02, max=0.5),
+        stop=stop_after_delay(retry_for),
+        reraise=True,
+    )
+    try:
+        retrying(raw.execute, sql)
+    except sqlite3.OperationalError as error:
+        if _is_locked(error):
+            raise StoreBusy(f"the SQLite database stayed locked for over {retry_for:g} s"
+                            " beyond its busy timeout") from error
+        raise
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
+    """One transaction for one step: committed when the block ends, rolled back on error.
+
+    write=False is for steps that only read: on SQLite they do not take the write lock,
+    and writing in them fails.
+    """
+    session = Session(bind=engine, expire_on_commit=False, autoflush=True)
+    try:
+        # Opening the connection here, with the option, is what lets the begin event
+        # know which BEGIN to emit.
+        session.connection(execution_options={_WRITE: write})
+        yield session
+        session.commit()
+    except exc.DBAPIError as error:
+        session.rollback()
+        if is_sqlite(engine) and _is_locked(error):
+            raise StoreBusy(f"the SQLite database is locked: {error.orig}") from error
+        # On PostgreSQL, OperationalError is a lost connection, a restart, a deadlock or
+        # a serialization failure: all worth trying the step again later.
+        if error.connection_invalidated or (
+                isinstance(error, exc.OperationalError) and not is_sqlite(engine)):
+            raise StoreUnavailable(f"the database is unavailable: {error.orig}") from error
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

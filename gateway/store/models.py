@@ -1,0 +1,296 @@
+"""The store's tables, as SQLAlchemy 2 typed declarative models."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from gateway.store.db import utcnow
+
+# Named constraints, so that later migrations can drop or alter them by name on both backends.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit ids on PostgreSQL; SQLite only autoincrements a column declared exactly INTEGER.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+# AUTOINCREMENT: without it SQLite hands a deleted row's id out again, and a log or an
+# operator's note naming "work item 42" would suddenly mean another item.
+NO_REUSE = {"sqlite_autoincrement": True}
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            # A naive time could be local or UTC; guessing would shift leases by hours.
+            raise ValueError(f"the store takes timezone-aware times only, got {value!r}")
+        value = value.astimezone(UTC)
+        # SQLite keeps text: with every value in UTC and fixed width, text order is time
+        # order, which the claim query's comparisons rely on.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every store model."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: Json,
+        list[Any]: Json,
+    }
+
+
+class MessageStatus(enum.StrEnum):
+    """Where a received message is in its life."""
+
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    DONE = "done"
+    QUARANTINED = "quarantined"
+    DEAD = "dead"
+
+
+class InterchangeStatus(enum.StrEnum):
+    """The duplicate check's verdict on an interchange, and the operator's decision."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # same control number and content: seen before, no new effect
+    QUARANTINED = "quarantined"  # same control number, other content: an operator decides
+    RELEASED = "released"
+    DISCARDED = "discarded"
+
+
+class WorkStatus(enum.StrEnum):
+    """The state of a work item in the queue."""
+
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"  # the stage gave up on it and parked it itself
+    DEAD = "dead"  # its workers kept dying; the store parked it
+
+
+class DeliveryStatus(enum.StrEnum):
+    """The state of one event's delivery to one destination."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class DeadLetterStatus(enum.StrEnum):
+    """What an operator did with a dead letter."""
+
+    PARKED = "parked"
+    REPLAYED = "replayed"
+    DISCARDED = "discarded"
+
+
+class Payload(Base):
+    """Raw input bytes, content-addressed, kept so any message can be reprocessed."""
+
+    __tablename__ = "payloads"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """One input received from a partner on a channel: a file, a webhook body, an upload."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The idempotent consumer: the same bytes from the same partner are one message.
+        UniqueConstraint("partner", "payload_sha256"),
+        Index(None, "partner", "received_at"),
+        NO_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(100))
+    source_name: Mapped[str] = mapped_column(String(1024))
+    payload_sha256: Mapped[str] = mapped_column(ForeignKey("payloads.sha256"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stage: Mapped[str] = mapped_column(String(32), default="received")
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.RECEIVED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    replays: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Interchange(Base):
+    """One X12 interchange (ISA to IEA) of a message, for the duplicate check on ISA13."""
+
+    __tablename__ = "interchanges"
+    __table_args__ = (
+        Index("ix_interchanges_control", "partner", "sender_qualifier", "sender_id",
+              "receiver_qualifier", "receiver_id", "isa13", "received_at"),
+        Index(None, "status"),
+        NO_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    partner: Mapped[str] = mapped_column(String(100))
+    sender_qualifier: Mapped[str] = mapped_column(String(2))
+    sender_id: Mapped[str] = mapped_column(String(15))
+    receiver_qualifier: Mapped[str] = mapped_column(String(2))
+    receiver_id: Mapped[str] = mapped_column(String(15))
+    isa13: Mapped[str] = mapped_column(String(9))
+    # The interchange's own bytes, not the file's: one file may carry several.
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=InterchangeStatus.ACCEPTED)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("interchanges.id"))
+
+
+class WorkItem(Base):
+    """A unit of work for a stage, claimed by one worker at a time under a lease."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        # The claim query: ready items of some kinds, oldest first.
+        Index("ix_work_items_ready", "status", "kind", "run_after"),
+        # The reaper: claimed items whose lease ran out.
+        Index("ix_work_items_lease", "status", "lease_expires_at"),
+        NO_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=WorkStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)  # claims so far
+    lost_leases: Mapped[int] = mapped_column(default=0)  # claims whose worker vanished
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Event(Base):
+    """A canonical event made from a message, kept whole so every retry sends the same one."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "partner", "type"), NO_REUSE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    type: Mapped[str] = mapped_column(String(200))
+    partner: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    envelope: Mapped[dict[str, Any]]  # the whole CloudEvent, data included
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    """The outbox: one event for one destination, delivered at most once once acknowledged."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "destination"),
+        Index(None, "status", "next_attempt_at"),
+        NO_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.event_id"))
+    destination: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DeadLetter(Base):
+    """Work parked for an operator: where it failed, why, and how often."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index(None, "status", "stage"), NO_REUSE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    error_chain: Mapped[list[Any]] = mapped_column(default=list)
+    attempts: Mapped[int] = mapped_column(default=0)
+    first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=DeadLetterStatus.PARKED)
+
+
+class Audit(Base):
+    """Who did what to which thing, and why: replays, discards, releases, auth failures."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index(None, "target"), Index(None, "at"), NO_REUSE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ControlNumber(Base):
+    """The last outbound control number handed out per scope and kind; never reused."""
+
+    __tablename__ = "control_numbers"
+
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last: Mapped[int] = mapped_column(BigInteger)
