@@ -117,3 +117,27 @@ class MappingFileError(ConfigError):
         self.file = file
         self.line = line
         self.key = key
+
+
+class DeliveryUnavailable(TransientError):
+    """The destination did not take the event this time; it may later."""
+
+    def __init__(self, message: str | None = None, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, if the destination answered at all
+        self.retry_after = retry_after  # seconds the destination asked us to wait (Retry-After)
+
+
+class DeliveryTimeout(DeliveryUnavailable):
+    """The destination did not answer in time; it may have applied the event."""
+
+
+class DeliveryRejected(PermanentError):
+    """The destination refused the event; sending it again will not change that."""
+
+    def __init__(self, message: str | None = None, *, status: int | None = None,
+                 body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body  # an excerpt of the destination's answer, for the operator
