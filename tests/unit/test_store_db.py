@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from canonical.errors import TransientError
 from gateway.store import db
@@ -16,13 +17,12 @@ from gateway.store import db
 pytestmark = pytest.mark.unit
 
 
-def _counter(tmp_path: Path, **kw: float) -> tuple[str, object]:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    engine = db.make_engine(url, **kw)
+def _counter(tmp_path: Path, **kw: float) -> Engine:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'store.db'}", **kw)
     with db.transaction(engine) as s:
         s.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
         s.execute(text("INSERT INTO counter VALUES (0)"))
-    return url, engine
+    return engine
 
 
 def test_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_default_url_is_sqlite_under_var() -> None:
 
 
 def test_a_writer_holds_the_write_lock_from_its_first_statement(tmp_path: Path) -> None:
-    url, engine = _counter(tmp_path)
+    engine = _counter(tmp_path)
     with db.transaction(engine) as s:
         s.execute(text("SELECT n FROM counter")).scalar()  # a read only, so far
         other = sqlite3.connect(str(tmp_path / "store.db"), timeout=0, isolation_level=None)
@@ -49,10 +49,10 @@ def test_a_writer_holds_the_write_lock_from_its_first_statement(tmp_path: Path) 
         other.close()
 
 
-def test_read_modify_write_from_two_threads_loses_nothing(tmp_path: Path) -> None:
+def test_read_modify_write_from_three_threads_loses_nothing(tmp_path: Path) -> None:
     # With deferred transactions, one of two read-then-write steps fails at once with
     # "database is locked" (or, without a transaction, an update is lost).
-    url, engine = _counter(tmp_path, busy_timeout=0.2)
+    engine = _counter(tmp_path, busy_timeout=0.2)
     errors: list[BaseException] = []
 
     def bump() -> None:
@@ -62,7 +62,7 @@ def test_read_modify_write_from_two_threads_loses_nothing(tmp_path: Path) -> Non
                     n = s.execute(text("SELECT n FROM counter")).scalar_one()
                     time.sleep(0.0005)
                     s.execute(text("UPDATE counter SET n = :n"), {"n": n + 1})
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+        except BaseException as exc:  # reported by the assert below
             errors.append(exc)
 
     threads = [threading.Thread(target=bump) for _ in range(3)]
@@ -76,7 +76,7 @@ def test_read_modify_write_from_two_threads_loses_nothing(tmp_path: Path) -> Non
 
 
 def test_a_read_step_cannot_write(tmp_path: Path) -> None:
-    _, engine = _counter(tmp_path)
+    engine = _counter(tmp_path)
     with pytest.raises(Exception, match="readonly"), db.transaction(engine, write=False) as s:
         s.execute(text("UPDATE counter SET n = 5"))
     with db.transaction(engine) as s:  # and the pooled connection writes again afterwards
@@ -84,7 +84,7 @@ def test_a_read_step_cannot_write(tmp_path: Path) -> None:
 
 
 def test_a_lock_held_past_the_busy_timeout_is_waited_out(tmp_path: Path) -> None:
-    _, engine = _counter(tmp_path, busy_timeout=0.05, locked_retry_for=5)
+    engine = _counter(tmp_path, busy_timeout=0.05, locked_retry_for=5)
     holder = sqlite3.connect(str(tmp_path / "store.db"), isolation_level=None,
                              check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
@@ -97,7 +97,7 @@ def test_a_lock_held_past_the_busy_timeout_is_waited_out(tmp_path: Path) -> None
 
 
 def test_a_lock_that_never_goes_is_a_transient_store_error(tmp_path: Path) -> None:
-    _, engine = _counter(tmp_path, busy_timeout=0.05, locked_retry_for=0.3)
+    engine = _counter(tmp_path, busy_timeout=0.05, locked_retry_for=0.3)
     holder = sqlite3.connect(str(tmp_path / "store.db"), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -113,7 +113,7 @@ def test_a_lock_that_never_goes_is_a_transient_store_error(tmp_path: Path) -> No
 
 
 def test_an_error_in_the_step_rolls_everything_back(tmp_path: Path) -> None:
-    _, engine = _counter(tmp_path)
+    engine = _counter(tmp_path)
     with pytest.raises(RuntimeError), db.transaction(engine) as s:
         s.execute(text("UPDATE counter SET n = 99"))
         raise RuntimeError("the stage failed")

@@ -1,0 +1,165 @@
+"""The work queue: enqueue, claim under a lease, heartbeat, complete, fail, and reap the dead.
+
+Every function works inside the caller's transaction (see db.transaction), so a stage
+completes its item in the same commit that stores its output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.orm import Session
+
+from canonical.errors import TransientError
+from gateway.store import db
+from gateway.store.models import DeadLetter, WorkItem, WorkStatus
+
+# R4: an input that kills its worker this many times is parked instead of claimed again.
+MAX_CLAIMS = 3
+_RETURNING = {"synchronize_session": False, "populate_existing": True}
+
+
+class LeaseLost(TransientError):
+    """The worker no longer holds the work item: its lease ran out and it may be elsewhere."""
+
+
+def enqueue(session: Session, kind: str, *, message_id: int | None = None,
+            delivery_id: int | None = None, run_after: datetime | None = None) -> WorkItem:
+    """Add a work item of kind, ready at run_after (now by default)."""
+    item = WorkItem(kind=kind, message_id=message_id, delivery_id=delivery_id,
+                    status=WorkStatus.PENDING, run_after=run_after or db.utcnow())
+    session.add(item)
+    session.flush()
+    return item
+
+
+def claim(session: Session, kinds: Collection[str], worker_id: str, lease_seconds: float,
+          limit: int = 1, *, now: datetime | None = None,
+          max_claims: int = MAX_CLAIMS) -> list[WorkItem]:
+    """Claim up to limit ready items of the given kinds for worker_id, oldest first.
+
+    Items whose lease ran out are first taken back (their worker is presumed dead), or
+    parked as dead letters once max_claims workers died holding them.
+    """
+    now = now or db.utcnow()
+    _reap(session, kinds, now, max_claims)
+    ready = (select(WorkItem.id)
+             .where(WorkItem.status == WorkStatus.PENDING, WorkItem.kind.in_(kinds),
+                    WorkItem.run_after <= now)
+             .order_by(WorkItem.run_after, WorkItem.id)
+             .limit(limit))
+    ids = _lock(session, ready)
+    if not ids:
+        return []
+    stmt = (update(WorkItem)
+            .where(WorkItem.id.in_(ids))
+            .values(status=WorkStatus.CLAIMED, lease_owner=worker_id,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    heartbeat_at=now, attempts=WorkItem.attempts + 1, updated_at=now)
+            .returning(WorkItem))
+    items = session.scalars(stmt, execution_options=_RETURNING).all()
+    # RETURNING promises no order.
+    return sorted(items, key=lambda i: (i.run_after, i.id))
+
+
+def heartbeat(session: Session, worker_id: str, ids: Iterable[int], lease_seconds: float, *,
+              now: datetime | None = None) -> set[int]:
+    """Extend worker_id's leases on ids; the ids it still holds (drop work on the others)."""
+    now = now or db.utcnow()
+    stmt = (update(WorkItem)
+            .where(*_held(worker_id, ids))
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds), heartbeat_at=now,
+                    updated_at=now)
+            .returning(WorkItem.id))
+    return set(session.scalars(stmt, execution_options={"synchronize_session": False}))
+
+
+def complete(session: Session, worker_id: str, ids: Iterable[int], *,
+             now: datetime | None = None) -> None:
+    """Mark ids done; LeaseLost (roll the step back) if worker_id no longer holds them all."""
+    ids = set(ids)
+    _finish(session, worker_id, ids, {"status": WorkStatus.DONE, "lease_expires_at": None},
+            now)
+
+
+def fail(session: Session, worker_id: str, item_id: int, error: str, *,
+         run_after: datetime | None = None, now: datetime | None = None) -> None:
+    """Record a failed attempt: try again at run_after, or, without one, give up on it.
+
+    Giving up marks the item failed; parking it as a dead letter is the stage's job,
+    since only the stage knows the endpoint and the cause chain.
+    """
+    values: dict[str, object] = {"last_error": error, "lease_expires_at": None}
+    if run_after is None:
+        values["status"] = WorkStatus.FAILED
+    else:
+        values.update(status=WorkStatus.PENDING, run_after=run_after, lease_owner=None)
+    _finish(session, worker_id, {item_id}, values, now)
+
+
+def _finish(session: Session, worker_id: str, ids: set[int], values: dict[str, object],
+            now: datetime | None) -> None:
+    if not ids:
+        return
+    stmt = (update(WorkItem)
+            .where(*_held(worker_id, ids))
+            .values(updated_at=now or db.utcnow(), **values)
+            .returning(WorkItem.id))
+    done = set(session.scalars(stmt, execution_options={"synchronize_session": False}))
+    if done != ids:
+        # Finishing some and not others would commit a stage's output for work that
+        # another worker is also doing; the caller must roll the whole step back.
+        raise LeaseLost(f"worker {worker_id} no longer holds work items "
+                        f"{sorted(ids - done)}")
+
+
+def _held(worker_id: str, ids: Iterable[int]) -> tuple:
+    # No time check: a lease that ran out but was not yet taken back is still safely ours,
+    # since taking it back and this update exclude each other (row lock or SQLite's lock).
+    return (WorkItem.id.in_(list(ids)), WorkItem.lease_owner == worker_id,
+            WorkItem.status == WorkStatus.CLAIMED)
+
+
+def _lock(session: Session, query: Select[tuple[int]]) -> list[int]:
+    """The ids query selects, locked for this transaction without waiting on other workers."""
+    if not db.is_sqlite(session):
+        query = query.with_for_update(skip_locked=True)
+    # On SQLite the whole database is already ours: writers begin IMMEDIATE.
+    return list(session.scalars(query))
+
+
+def _reap(session: Session, kinds: Collection[str], now: datetime, max_claims: int) -> None:
+    """Take back the items of kinds whose worker stopped heartbeating before its lease ran out."""
+    expired = _lock(session, select(WorkItem.id).where(
+        WorkItem.status == WorkStatus.CLAIMED, WorkItem.kind.in_(kinds),
+        WorkItem.lease_expires_at < now))
+    if not expired:
+        return
+    # This death is the item's lost_leases + 1st.
+    dying = (update(WorkItem)
+             .where(WorkItem.id.in_(expired), WorkItem.lost_leases + 1 >= max_claims)
+             .values(status=WorkStatus.DEAD, lost_leases=WorkItem.lost_leases + 1,
+                     updated_at=now)
+             .returning(WorkItem))
+    for item in session.scalars(dying, execution_options=_RETURNING).all():
+        session.add(_dead_letter(item, now))
+    session.execute(
+        update(WorkItem)
+        .where(WorkItem.id.in_(expired), WorkItem.status == WorkStatus.CLAIMED)
+        .values(status=WorkStatus.PENDING, lost_leases=WorkItem.lost_leases + 1,
+                lease_owner=None, lease_expires_at=None, updated_at=now),
+        execution_options={"synchronize_session": False})
+    session.flush()
+
+
+def _dead_letter(item: WorkItem, now: datetime) -> DeadLetter:
+    reason = f"worker died {item.lost_leases} times while processing"
+    return DeadLetter(
+        message_id=item.message_id, delivery_id=item.delivery_id, work_item_id=item.id,
+        stage=item.kind, reason=reason, attempts=item.attempts,
+        error_chain=[{"type": "LeaseExpired",
+                      "message": f"{reason}; the last was {item.lease_owner}, whose lease "
+                                 f"ran out at {item.lease_expires_at.isoformat() if item.lease_expires_at else '?'}"}],
+        first_failed_at=now, last_failed_at=now)

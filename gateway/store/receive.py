@@ -1,0 +1,120 @@
+"""Receiving: raw payloads kept by content hash, one message per partner and content,
+and the duplicate check on interchange control numbers (ISA13)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from gateway.store import db
+from gateway.store.models import Interchange, InterchangeStatus, Message, Payload
+
+# A partner may reuse ISA13 after wrapping or a reset; within this window a repeat is news.
+DEFAULT_WINDOW = timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Received:
+    """The message a payload became, and whether this call created it."""
+
+    message: Message
+    new: bool
+
+
+def sha256(data: bytes) -> str:
+    """The content address of data."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _insert(session: Session, model: type[Any]) -> Any:
+    dialect = postgresql if not db.is_sqlite(session) else sqlite
+    return dialect.insert(model)
+
+
+def store_payload(session: Session, data: bytes, *, now: datetime | None = None) -> str:
+    """Keep data (once, whoever sends it) and return its sha256."""
+    digest = sha256(data)
+    # Ask first: shipping a large payload to the database only to have it ignored is waste.
+    if not session.scalar(select(exists().where(Payload.sha256 == digest))):
+        session.execute(_insert(session, Payload)
+                        .values(sha256=digest, size=len(data), data=data,
+                                created_at=now or db.utcnow())
+                        .on_conflict_do_nothing(index_elements=[Payload.sha256]))
+    return digest
+
+
+def receive(session: Session, *, partner: str, channel: str, source_name: str, data: bytes,
+            now: datetime | None = None) -> Received:
+    """The message for data from partner: a new one, or the one made when it came before.
+
+    The same bytes from the same partner are the same message whatever the file's name
+    or channel, so a re-downloaded or renamed file has no second effect.
+    """
+    now = now or db.utcnow()
+    digest = store_payload(session, data, now=now)
+    # ON CONFLICT rather than look-then-insert: two workers receiving the same file at
+    # once on PostgreSQL must not both create it (or fail on the unique constraint).
+    new_id = session.scalar(
+        _insert(session, Message)
+        .values(partner=partner, channel=channel, source_name=source_name,
+                payload_sha256=digest, received_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=[Message.partner, Message.payload_sha256])
+        .returning(Message.id))
+    message = session.scalars(select(Message).where(
+        Message.partner == partner, Message.payload_sha256 == digest)).one()
+    return Received(message=message, new=new_id is not None)
+
+
+def payload(session: Session, digest: str) -> bytes:
+    """The raw bytes stored under digest."""
+    return session.scalars(select(Payload.data).where(Payload.sha256 == digest)).one()
+
+
+def record_interchange(session: Session, *, message_id: int, partner: str,
+                       sender_qualifier: str, sender_id: str, receiver_qualifier: str,
+                       receiver_id: str, isa13: str, content: bytes | str,
+                       window: timedelta = DEFAULT_WINDOW,
+                       now: datetime | None = None) -> Interchange:
+    """Record an interchange and judge it against those of the window before it.
+
+    accepted: its control number is new. duplicate: the same control number with the
+    same content came before, so it has no new effect. quarantined: the same control
+    number with other content; an operator decides, since either copy may be the right one.
+    """
+    now = now or db.utcnow()
+    key = (partner, sender_qualifier.strip(), sender_id.strip(), receiver_qualifier.strip(),
+           receiver_id.strip(), isa13.strip())
+    if not db.is_sqlite(session):
+        # Two workers judging the same control number at once would both see nothing
+        # before them; SQLite needs no lock, its writers already run one at a time.
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                        {"k": "interchange:" + "\x1f".join(key)})
+    digest = sha256(content.encode("utf-8") if isinstance(content, str) else content)
+    earlier = session.scalars(
+        select(Interchange)
+        .where(Interchange.partner == key[0], Interchange.sender_qualifier == key[1],
+               Interchange.sender_id == key[2], Interchange.receiver_qualifier == key[3],
+               Interchange.receiver_id == key[4], Interchange.isa13 == key[5],
+               Interchange.received_at >= now - window,
+               Interchange.status != InterchangeStatus.DUPLICATE)
+        .order_by(Interchange.received_at, Interchange.id)).all()
+    same = next((i for i in earlier if i.content_sha256 == digest), None)
+    if same is not None:
+        status, original = InterchangeStatus.DUPLICATE, same
+    elif earlier:
+        status, original = InterchangeStatus.QUARANTINED, earlier[0]
+    else:
+        status, original = InterchangeStatus.ACCEPTED, None
+    row = Interchange(message_id=message_id, partner=key[0], sender_qualifier=key[1],
+                      sender_id=key[2], receiver_qualifier=key[3], receiver_id=key[4],
+                      isa13=key[5], content_sha256=digest, received_at=now, status=status,
+                      duplicate_of_id=original.id if original else None)
+    session.add(row)
+    session.flush()
+    return row
