@@ -1,0 +1,159 @@
+"""Trading partners: conf/partners/*.yaml, checked against a JSON Schema at load.
+
+Every error names the file, the line and the key (`conf/partners/acme.yaml:7: x12.isa[0].id:
+...`), using the mapping language's line-keeping YAML reader.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from canonical.errors import ConfigError, MappingFileError
+from mappings.language import yaml_source
+
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "partner.schema.json"
+
+
+class PartnerConfigError(ConfigError):
+    """A partner configuration file is invalid."""
+
+    def __init__(self, message: str | None = None, *, file: str | None = None,
+                 line: int | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Partner:
+    """One trading partner as configured."""
+
+    id: str
+    name: str
+    file: str
+    isa_ids: tuple[tuple[str, str], ...] = ()  # (ISA05 qualifier, ISA06 id)
+    gs_ids: tuple[str, ...] = ()
+    secrets: dict[str, str] = field(default_factory=dict)  # secret name -> env var name
+    mappings: dict[str, Path] = field(default_factory=dict)  # document type -> mapping file
+    channels: dict[str, Any] = field(default_factory=dict)
+
+    def mapping_for(self, document: str, version: str = "") -> Path | None:
+        """The mapping for an X12 set (850 and 004010 look for 850.4010, then 850) or a name."""
+        short = version[2:6] if len(version) >= 6 else version
+        if short and f"{document}.{short}" in self.mappings:
+            return self.mappings[f"{document}.{short}"]
+        return self.mappings.get(document)
+
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text("utf-8")))
+
+
+def _error(marks: yaml_source.Marks, path: tuple[str | int, ...], message: str,
+           file: str) -> PartnerConfigError:
+    where, line = yaml_source.mark_of(marks, path)
+    key = yaml_source.key_text(path)
+    return PartnerConfigError(f"{where or file}:{line}: {key}: {message}", file=where or file,
+                              line=line, key=key)
+
+
+def _problems(data: Any, marks: yaml_source.Marks, file: str) -> list[PartnerConfigError]:
+    out = []
+    for err in _validator().iter_errors(data):
+        path = tuple(err.absolute_path)
+        message = err.message
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            if extra:
+                path, message = (*path, extra[0]), f"unknown key {extra[0]!r}"
+        out.append(_error(marks, path, message, file))
+    return sorted(out, key=lambda e: e.line or 0)
+
+
+def load(path: str | Path, *, mappings_root: str | Path = "mappings") -> Partner:
+    """Read and check one partner file; mapping refs must name files under mappings_root."""
+    file = str(path)
+    try:
+        data, marks = yaml_source.load(path)
+    except MappingFileError as exc:  # the YAML reader speaks of mapping files; same message
+        raise PartnerConfigError(str(exc), file=exc.file, line=exc.line) from exc
+    problems = _problems(data, marks, file)
+    if problems:
+        if len(problems) == 1:
+            raise problems[0]
+        first = problems[0]
+        raise PartnerConfigError("\n".join(str(p) for p in problems), file=first.file,
+                                 line=first.line, key=first.key)
+    stem = Path(file).stem
+    if data["id"] != stem:
+        raise _error(marks, ("id",), f"{data['id']!r} must match the file name ({stem}.yaml)",
+                     file)
+    root = Path(mappings_root)
+    refs: dict[str, Path] = {}
+    for doc, ref in (data.get("mappings") or {}).items():
+        target = root / ref
+        if not target.is_file():
+            raise _error(marks, ("mappings", doc), f"{ref} not found (looked for {target})", file)
+        refs[doc] = target
+    x12 = data.get("x12") or {}
+    return Partner(
+        id=data["id"], name=data["name"], file=file,
+        isa_ids=tuple((i["qualifier"], i["id"]) for i in x12.get("isa") or ()),
+        gs_ids=tuple(x12.get("gs") or ()),
+        secrets={k: v["env"] for k, v in (data.get("secrets") or {}).items()},
+        mappings=refs, channels=dict(data.get("channels") or {}))
+
+
+class Partners:
+    """Every configured partner, by id and by X12 sender."""
+
+    def __init__(self, partners: list[Partner]) -> None:
+        self.by_id: dict[str, Partner] = {}
+        self._by_sender: dict[tuple[str, str], Partner] = {}
+        for p in partners:
+            if p.id in self.by_id:
+                raise PartnerConfigError(f"{p.file}:1: id: {p.id!r} is also used by "
+                                         f"{self.by_id[p.id].file}", file=p.file, line=1, key="id")
+            self.by_id[p.id] = p
+            for sender in p.isa_ids:
+                other = self._by_sender.get(sender)
+                if other is not None:
+                    raise PartnerConfigError(
+                        f"{p.file}: x12.isa: {sender[0]}:{sender[1]} is also {other.id}'s sender "
+                        f"({other.file}); one sender id must name one partner", file=p.file,
+                        key="x12.isa")
+                self._by_sender[sender] = p
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self.by_id.values(), key=lambda p: p.id))
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def get(self, partner_id: str) -> Partner:
+        """The partner with this id; ConfigError naming the known ids when there is none."""
+        try:
+            return self.by_id[partner_id]
+        except KeyError:
+            known = ", ".join(sorted(self.by_id)) or "none configured"
+            raise PartnerConfigError(f"no partner {partner_id!r} (known: {known})") from None
+
+    def find_by_sender(self, qualifier: str, sender_id: str) -> Partner | None:
+        """The partner whose ISA05/ISA06 these are (padding blanks ignored), or None."""
+        return self._by_sender.get((qualifier.strip(), sender_id.strip()))
+
+
+def load_all(folder: str | Path = "conf/partners", *,
+             mappings_root: str | Path = "mappings") -> Partners:
+    """Every partner file in a folder (none when the folder does not exist)."""
+    base = Path(folder)
+    files = sorted(base.glob("*.yaml")) if base.is_dir() else []
+    return Partners([load(f, mappings_root=mappings_root) for f in files])
