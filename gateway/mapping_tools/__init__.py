@@ -1,0 +1,1 @@
+"""What `edigw mapping` does: static checks, golden examples, starter files and coverage."""

@@ -1,0 +1,132 @@
+"""Read an input file the way a mapping needs it: X12 sets with their envelope, CSV text, JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from canonical.errors import InputError, X12ReadError
+from mappings.language.mapping import CompiledMapping
+from mappings.x12.reader import Segment, X12Reader
+
+FORMATS = ("x12", "csv", "json")
+
+
+class UnreadableInput(InputError):
+    """The input cannot be read in the format it claims."""
+
+
+@dataclass
+class X12Set:
+    """One transaction set of a file and the envelope it came in."""
+
+    segments: list[Segment]
+    component: str
+    isa: Segment
+    gs: Segment | None
+
+    @property
+    def set_id(self) -> str:
+        return self.segments[0].get(1)
+
+    @property
+    def control(self) -> str:
+        """ISA13.GS06.ST02, the x12control of its event."""
+        gs06 = self.gs.get(6) if self.gs is not None else ""
+        return f"{self.isa.get(13)}.{gs06}.{self.segments[0].get(2)}"
+
+    @property
+    def version(self) -> str:
+        """GS08 (e.g. 004010VICS), or ISA12 when there is no GS."""
+        return self.gs.get(8) if self.gs is not None else self.isa.get(12)
+
+    @property
+    def sender(self) -> tuple[str, str]:
+        """(ISA05, ISA06) without padding."""
+        return self.isa.get(5).strip(), self.isa.get(6).strip()
+
+
+def sniff(path: Path) -> str:
+    """x12, csv or json: by the file's suffix, else by its first characters."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt") and not _starts_with_isa(path):
+        return "csv"
+    if suffix == ".json":
+        return "json"
+    if _starts_with_isa(path):
+        return "x12"
+    head = _head(path).lstrip()
+    if head[:1] in ("{", "["):
+        return "json"
+    return "csv" if suffix == ".csv" else "x12"
+
+
+def _head(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            return f.read(512).decode("utf-8", "replace").lstrip("\ufeff")
+    except OSError as exc:
+        raise UnreadableInput(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _starts_with_isa(path: Path) -> bool:
+    return _head(path).lstrip().startswith("ISA")
+
+
+def x12_sets(path: Path) -> list[X12Set]:
+    """Every ST..SE run of an X12 file, in file order, with its ISA and GS."""
+    out: list[X12Set] = []
+    isa: Segment | None = None
+    gs: Segment | None = None
+    current: list[Segment] | None = None
+    try:
+        with X12Reader(path) as reader:
+            for seg in reader:
+                sid = seg.fields[0]
+                if sid == "ISA":
+                    isa, gs, current = seg, None, None
+                elif sid == "GS":
+                    gs = seg
+                elif sid == "ST":
+                    current = [seg]
+                elif current is not None:
+                    current.append(seg)
+                    if sid == "SE" and isa is not None:
+                        comp = reader.interchange.delimiters.component if reader.interchange \
+                            else ":"
+                        out.append(X12Set(current, comp, isa, gs))
+                        current = None
+    except X12ReadError as exc:
+        raise UnreadableInput(f"{path}: not X12: {exc}") from exc
+    except OSError as exc:
+        raise UnreadableInput(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return out
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UnreadableInput(f"{path}: cannot read as UTF-8 text: {exc}") from exc
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(read_text(path))
+    except ValueError as exc:
+        raise UnreadableInput(f"{path}: not JSON: {exc}") from exc
+
+
+def map_file(m: CompiledMapping, path: Path, details: Path | None = None) -> list[dict[str, Any]]:
+    """Every document a mapping makes of a file: one per matching X12 set, CSV document or JSON."""
+    if m.format == "x12":
+        sets = [s for s in x12_sets(path) if not m.document or s.set_id == m.document]
+        return [m.map_x12(s.segments, m.x12_spec(s.set_id, s.version), component=s.component)
+                for s in sets]
+    if m.format == "csv":
+        detail_text = read_text(details) if details is not None else None
+        return m.map_csv(read_text(path), detail_text, file=path.name,
+                         details_file=details.name if details else "")
+    return [m.map_json(read_json(path))]
