@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from gateway import report
+from gateway import cli_mapping, report
 from mappings.x12.results import FileResult
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(cli_mapping.mapping_app, name="mapping")
+app.command()(cli_mapping.translate)
 
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
 # Files a folder argument expands to; anything else in a folder is left alone.
