@@ -6,6 +6,7 @@ import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -98,8 +99,9 @@ def stubborn_worker(url: str, worker: str, lease: float, heartbeat_every: float,
     engine = db.make_engine(url)
     with db.transaction(engine) as s:
         (item,) = claims.claim(s, ["crash"], worker, lease, 1)
-    with open(ready_file, "w") as f:
-        f.write(str(item.id))
+    # Written then renamed, so the test never reads half of it.
+    Path(ready_file + ".tmp").write_text(str(item.id))
+    os.replace(ready_file + ".tmp", ready_file)
     end = time.monotonic() + hold_for
     while time.monotonic() < end:
         time.sleep(heartbeat_every)
@@ -118,6 +120,9 @@ def hammer(url: str, seconds: float, who: str) -> tuple[int, list[str]]:
     while time.monotonic() < end:
         try:
             with db.transaction(engine) as s:
+                # Read before writing, as a stage does: the pattern that fails at once
+                # under deferred transactions when the other process commits in between.
+                s.execute(text("SELECT max(id) FROM work_items")).scalar()
                 claims.enqueue(s, "hammer")
                 got = claims.claim(s, ["hammer"], who, 30, 5)
                 claims.complete(s, who, [i.id for i in got])
@@ -133,3 +138,72 @@ def hammer(url: str, seconds: float, who: str) -> tuple[int, list[str]]:
 def pid() -> int:
     """This process's id (for the kill tests)."""
     return os.getpid()
+
+
+def take_numbers(url: str, count: int) -> list[int]:
+    """count interchange control numbers taken one by one, in a process of its own."""
+    from gateway.store.control_numbers import StoreControlNumbers
+
+    engine = db.make_engine(url)
+    numbers = StoreControlNumbers(engine, scope="US")
+    taken = [numbers.next_interchange() for _ in range(count)]
+    engine.dispose()
+    return taken
+
+
+def spawn() -> Any:
+    """A multiprocessing context that starts clean interpreters (no inherited connections)."""
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn")
+
+
+def wait_for_file(path: str, timeout: float = 30.0) -> str:
+    """The content of path once a worker has written it."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.path.exists(path):
+            return Path(path).read_text()
+        time.sleep(0.02)
+    raise TimeoutError(f"no worker wrote {path} within {timeout} s")
+
+
+def r3_scenario(url: str, tmp: str, lease: float, heartbeat_every: float) -> dict[str, Any]:
+    """R3: kill -9 one worker holding a lease while another heartbeats for 3.5 leases.
+
+    A thief claims all the while; returned: what it took and how long after the kill.
+    """
+    import signal
+
+    engine = db.make_engine(url)
+    with db.transaction(engine) as s:
+        dead_id = claims.enqueue(s, "crash", run_after=T0).id
+        live_id = claims.enqueue(s, "crash", run_after=T0).id
+    ctx = spawn()
+    doomed = ctx.Process(target=stubborn_worker,
+                         args=(url, "doomed", lease, heartbeat_every, 3600, f"{tmp}/doomed"))
+    doomed.start()
+    assert int(wait_for_file(f"{tmp}/doomed")) == dead_id
+    live = ctx.Process(target=stubborn_worker,
+                       args=(url, "live", lease, heartbeat_every, 3.5 * lease, f"{tmp}/live"))
+    live.start()
+    assert int(wait_for_file(f"{tmp}/live")) == live_id
+    os.kill(doomed.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    killed_at = time.monotonic()
+    doomed.join()
+    taken: dict[int, float] = {}
+    while live.is_alive() or dead_id not in taken:
+        with db.transaction(engine) as s:
+            for item in claims.claim(s, ["crash"], "thief", lease, 2):
+                taken[item.id] = time.monotonic() - killed_at
+                claims.complete(s, "thief", [item.id])
+        time.sleep(0.05)
+        if time.monotonic() - killed_at > 10 * lease + 30:
+            break
+    live.join(30)
+    with db.transaction(engine, write=False) as s:
+        live_item = s.get_one(models.WorkItem, live_id)
+    engine.dispose()
+    return {"dead_id": dead_id, "live_id": live_id, "taken": taken,
+            "live_exit": live.exitcode, "live_status": live_item.status,
+            "live_owner": live_item.lease_owner}

@@ -1,0 +1,59 @@
+"""Outbound X12 control numbers kept in the store, never handed out twice."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from canonical.errors import OutboundDataError
+from gateway.store import db
+from gateway.store.models import ControlNumber
+from mappings.x12.control_numbers import KINDS
+from mappings.x12.writer import MAX_CONTROL_NUMBER
+
+
+class StoreControlNumbers:
+    """The mappings.x12 ControlNumbers protocol on the control_numbers table.
+
+    Each number is taken in a transaction of its own and committed before it is
+    returned: a step that later rolls back skips a number, and never gives one back to
+    be reused, since the interchange may already have left. Two processes are kept apart
+    by the row lock of the UPDATE (PostgreSQL) or the write lock (SQLite).
+    """
+
+    def __init__(self, engine: Engine, scope: str = "default", start: int = 1) -> None:
+        self.engine = engine
+        self.scope = scope  # e.g. our ISA sender id, or a partner: each has its own sequence
+        self._start = start
+
+    def _take(self, kind: str) -> int:
+        assert kind in KINDS
+        on_sqlite = db.is_sqlite(self.engine)
+        dialect = sqlite if on_sqlite else postgresql
+        # A `start` above the stored number moves it forward, never back.
+        larger = func.max if on_sqlite else func.greatest
+        with db.transaction(self.engine) as session:
+            session.execute(dialect.insert(ControlNumber)
+                            .values(scope=self.scope, kind=kind, last=self._start - 1)
+                            .on_conflict_do_nothing())
+            row = session.execute(
+                update(ControlNumber)
+                .where(ControlNumber.scope == self.scope, ControlNumber.kind == kind)
+                .values(last=larger(ControlNumber.last, self._start - 1) + 1)
+                .returning(ControlNumber.last)).scalar_one()
+            if row > MAX_CONTROL_NUMBER:
+                # Raising rolls the increment back, so the table still says "used up".
+                raise OutboundDataError(
+                    f"the {kind} control numbers of {self.scope!r} are used up (last "
+                    f"{row - 1}); they are never wrapped around")
+            return int(row)
+
+    def next_interchange(self) -> int:
+        return self._take("interchange")
+
+    def next_group(self) -> int:
+        return self._take("group")
+
+    def next_set(self) -> int:
+        return self._take("set")
