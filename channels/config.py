@@ -1,0 +1,68 @@
+"""The base of every channel's config model: fields with description, default, example, secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict
+
+from canonical import errors
+
+
+class ChannelConfig(BaseModel):
+    """A channel's settings, validated at load; unknown keys are refused, not ignored."""
+
+    # A misspelt option silently ignored is worse than a refusal that names it.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def setting(default: Any = ..., *, description: str, example: Any, secret: bool = False,
+            **constraints: Any) -> Any:
+    """A config field; `secret` marks one that names or holds a secret, never to be logged."""
+    return pydantic.Field(default, description=description, examples=[example],
+                          json_schema_extra={"secret": secret}, **constraints)
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """One row of a channel's generated config reference."""
+
+    name: str
+    type: str
+    required: bool
+    default: Any
+    description: str
+    example: Any
+    secret: bool
+
+
+def describe(model: type[ChannelConfig]) -> list[FieldDoc]:
+    """The reference rows of a config model, in declaration order (for docs and checks)."""
+    schema = model.model_json_schema()["properties"]
+    rows = []
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        rows.append(FieldDoc(
+            name=name,
+            type=str(schema[name].get("type") or schema[name].get("anyOf") or "object"),
+            required=info.is_required(),
+            default=None if info.is_required() else info.default,
+            description=info.description or "",
+            example=(info.examples or [None])[0],
+            secret=bool(extra.get("secret")),
+        ))
+    return rows
+
+
+def load(model: type[ChannelConfig], options: dict[str, Any], *, where: str) -> ChannelConfig:
+    """Validate options into the model, or raise ConfigError naming `where` and each bad key."""
+    try:
+        return model.model_validate(options)
+    except pydantic.ValidationError as exc:
+        # The input value is left out of the message: it may be a secret.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise errors.ConfigError(f"{where}: invalid settings: {problems}") from None

@@ -1,0 +1,118 @@
+"""ERP over HTTP: POST the CloudEvent as JSON with an Idempotency-Key and a webhook signature."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import time
+from datetime import UTC, datetime
+
+import httpx
+from pydantic import AnyHttpUrl
+
+from canonical import errors
+from canonical.envelope import Event
+from channels import base, signing
+from channels.base import DeliveryReceipt
+from channels.config import ChannelConfig, setting
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "application/cloudevents+json"
+EXCERPT = 500  # characters of an error answer kept for the operator
+REPLAYED = "idempotent-replayed"  # the ERP's way of saying it already had this key
+
+
+class HttpOutputConfig(ChannelConfig):
+    """Settings of the `http` ERP output."""
+
+    url: AnyHttpUrl = setting(description="Where events are POSTed.",
+                              example="https://erp.example.com/api/events")
+    secret_env: str | None = setting(
+        None, secret=True, example="EDIGW_ERP_SECRET",
+        description="Environment variable holding the Standard Webhooks signing secret"
+                    " (whsec_ + base64, or plain text); unset = requests are not signed.")
+    connect_timeout: float = setting(5.0, gt=0, example=5.0,
+                                     description="Seconds to open a connection.")
+    read_timeout: float = setting(30.0, gt=0, example=30.0,
+                                  description="Seconds to wait for each read of the answer.")
+    write_timeout: float = setting(30.0, gt=0, example=30.0,
+                                   description="Seconds to wait for each write of the request.")
+    pool_timeout: float = setting(5.0, gt=0, example=5.0,
+                                  description="Seconds to wait for a free pooled connection.")
+
+
+class HttpOutput:
+    """Delivers events to an ERP's HTTP endpoint, which drops repeats by Idempotency-Key."""
+
+    def __init__(self, config: HttpOutputConfig) -> None:
+        self.config = config
+        self.endpoint = f"erp:http {config.url}"
+        self._client: httpx.Client | None = None
+        self._secret: signing.Secret | None = None
+
+    def connect(self) -> None:
+        if self._client is not None:
+            return
+        c = self.config
+        self._secret = signing.Secret.from_env(c.secret_env) if c.secret_env else None
+        timeout = httpx.Timeout(connect=c.connect_timeout, read=c.read_timeout,
+                                write=c.write_timeout, pool=c.pool_timeout)
+        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+
+    def write(self, event: Event) -> DeliveryReceipt:
+        if self._client is None:
+            self.connect()
+        assert self._client is not None
+        body = base.encode(event)
+        headers = {"Content-Type": CONTENT_TYPE, "Idempotency-Key": event.id}
+        if self._secret is not None:
+            headers |= signing.headers(self._secret, event.id, int(time.time()), body)
+        where = f"sending {event.id} to {self.endpoint}"
+        try:
+            response = self._client.post(str(self.config.url), content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            # The ERP may have applied it; the retry carries the same key, so no second effect.
+            raise errors.DeliveryTimeout(f"{where}: {type(exc).__name__}") from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise errors.ConfigError(f"{where}: {exc}") from exc
+        except httpx.TransportError as exc:
+            raise errors.DeliveryUnavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
+        log.debug("%s: HTTP %s", where, response.status_code)
+        return self._receipt(event, response, where)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _receipt(self, event: Event, response: httpx.Response, where: str) -> DeliveryReceipt:
+        status = response.status_code
+        if 200 <= status < 300:
+            replayed = response.headers.get(REPLAYED, "").lower() == "true"
+            return DeliveryReceipt(event.id, self.endpoint, duplicate=replayed, status=status)
+        excerpt = response.text[:EXCERPT]
+        message = f"{where}: HTTP {status} {response.reason_phrase}"
+        if status in (408, 409, 429) or status >= 500:
+            # 409 is the idempotency draft's "this key is still being processed".
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise errors.DeliveryUnavailable(message, status=status, retry_after=retry_after)
+        raise errors.DeliveryRejected(f"{message}: {excerpt}", status=status, body=excerpt)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None

@@ -1,0 +1,44 @@
+"""Every output channel by name: its config model and its class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from canonical import errors
+from channels import config, erp_file, erp_http, erp_sql
+from channels.base import Output
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One channel kind: how its settings are validated and how it is built from them."""
+
+    name: str
+    config: type[config.ChannelConfig]
+    factory: Callable[[Any], Output]
+    summary: str
+
+
+OUTPUTS: Mapping[str, Registration] = {
+    r.name: r for r in (
+        Registration("http", erp_http.HttpOutputConfig, erp_http.HttpOutput,
+                     "POST each CloudEvent to the ERP with an Idempotency-Key and a signature"),
+        Registration("file", erp_file.FileOutputConfig, erp_file.FileOutput,
+                     "append each event to a JSON Lines file, each id once"),
+        Registration("sql", erp_sql.SqlOutputConfig, erp_sql.SqlOutput,
+                     "insert each event into an ERP staging table keyed by event id"),
+    )
+}
+
+
+def build_output(kind: str, options: Mapping[str, Any], *, name: str | None = None) -> Output:
+    """An output of `kind` from its settings; ConfigError for an unknown kind or bad settings."""
+    try:
+        registration = OUTPUTS[kind]
+    except KeyError:
+        known = ", ".join(sorted(OUTPUTS))
+        raise errors.ConfigError(f"unknown output kind {kind!r} (known: {known})") from None
+    settings = config.load(registration.config, dict(options), where=f"output {name or kind}")
+    return registration.factory(settings)

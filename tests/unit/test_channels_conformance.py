@@ -1,0 +1,190 @@
+"""One contract for every registered output, run against real parts on this machine."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from canonical import envelope, errors
+from channels import config, registry
+from channels.base import Output
+from channels.erp_sim import SimulatorHandle, running_simulator
+
+pytestmark = pytest.mark.unit
+
+WHEN = datetime(2024, 3, 12, 9, 30, tzinfo=UTC)
+PO = {"po_number": "PO1", "lines": [{"line_number": "1", "quantity": {"value": "1", "unit": "EA"}}]}
+
+
+def event(n: int = 1) -> envelope.Event:
+    keys = {"isa13": "000000101", "gs06": "101", "st02": f"{n:04d}"}
+    return envelope.make_event("purchase_order", PO, partner="acme", keys=keys, time=WHEN)
+
+
+def unwritable_event() -> envelope.Event:
+    return dataclasses.replace(event(99), data={"po_number": float("nan")})
+
+
+@dataclass
+class Rig:
+    """One output kind wired to a real destination, and ways to break it."""
+
+    options: dict[str, Any]
+    effects: Callable[[], int]
+    # Each returns the options of an output that will fail that way, and the event to send.
+    transient: Callable[[], tuple[dict[str, Any], envelope.Event]]
+    permanent: Callable[[], tuple[dict[str, Any], envelope.Event]]
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[SimulatorHandle]:
+    with running_simulator() as sim:
+        yield sim
+
+
+def http_rig(tmp_path: Path, sim: SimulatorHandle) -> Rig:
+    options = {"url": sim.events_url, "read_timeout": 5}
+
+    def broken(mode: str) -> tuple[dict[str, Any], envelope.Event]:
+        sim.set_fault(mode, count=1, retry_after=1)
+        return options, event()
+
+    return Rig(options, lambda: sim.stats()["effects"],
+               lambda: broken("503"), lambda: broken("400"))
+
+
+def file_rig(tmp_path: Path, sim: SimulatorHandle) -> Rig:
+    path = tmp_path / "erp.jsonl"
+
+    def effects() -> int:
+        return len(path.read_bytes().splitlines()) if path.exists() else 0
+
+    return Rig({"path": str(path)}, effects,
+               lambda: ({"path": str(tmp_path / "gone" / "erp.jsonl")}, event()),
+               lambda: ({"path": str(path)}, unwritable_event()))
+
+
+def sql_rig(tmp_path: Path, sim: SimulatorHandle) -> Rig:
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    options = {"url": url, "create_table": True, "timeout": 1}
+
+    def effects() -> int:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as db:
+                if not sa.inspect(db).has_table("edigw_staging"):
+                    return 0
+                return db.execute(sa.text("select count(*) from edigw_staging")).scalar_one()
+        finally:
+            engine.dispose()
+
+    return Rig(options, effects,
+               lambda: ({**options, "url": f"sqlite:///{tmp_path / 'gone' / 'erp.db'}"}, event()),
+               lambda: ({**options, "create_table": False, "table": "missing"}, event()))
+
+
+RIGS = {"http": http_rig, "file": file_rig, "sql": sql_rig}
+
+
+def test_every_registered_output_has_a_rig() -> None:
+    assert set(RIGS) == set(registry.OUTPUTS)
+
+
+@pytest.fixture(params=sorted(registry.OUTPUTS))
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def rig(kind: str, tmp_path: Path, simulator: SimulatorHandle) -> Rig:
+    simulator.state.reset()
+    return RIGS[kind](tmp_path, simulator)
+
+
+@pytest.fixture
+def output(kind: str, rig: Rig) -> Iterator[Output]:
+    out = registry.build_output(kind, rig.options)
+    yield out
+    out.close()
+
+
+def test_is_an_output(output: Output) -> None:
+    assert isinstance(output, Output)
+
+
+def test_the_same_event_twice_is_one_effect(output: Output, rig: Rig) -> None:
+    output.connect()
+    first = output.write(event())
+    again = output.write(event())
+    assert (first.event_id, first.duplicate) == (event().id, False)
+    assert (again.event_id, again.duplicate) == (event().id, True)
+    assert rig.effects() == 1
+
+
+def test_distinct_events_are_distinct_effects(output: Output, rig: Rig) -> None:
+    output.connect()
+    for n in range(1, 4):
+        assert not output.write(event(n)).duplicate
+    assert rig.effects() == 3
+
+
+def test_reconnecting_keeps_idempotency(kind: str, output: Output, rig: Rig) -> None:
+    output.connect()
+    output.write(event())
+    output.close()
+    output.close()  # twice is harmless
+    output.connect()
+    assert output.write(event()).duplicate
+    fresh = registry.build_output(kind, rig.options)  # as a new worker process would
+    try:
+        assert fresh.write(event()).duplicate  # write connects when needed
+    finally:
+        fresh.close()
+    assert rig.effects() == 1
+
+
+def test_a_transient_failure_is_a_transient_error(kind: str, rig: Rig) -> None:
+    options, ev = rig.transient()
+    out = registry.build_output(kind, options)
+    try:
+        with pytest.raises(errors.TransientError):
+            out.connect()
+            out.write(ev)
+    finally:
+        out.close()
+    assert rig.effects() == 0
+
+
+def test_a_permanent_failure_is_a_permanent_error(kind: str, rig: Rig) -> None:
+    options, ev = rig.permanent()
+    out = registry.build_output(kind, options)
+    try:
+        with pytest.raises(errors.PermanentError):
+            out.connect()
+            out.write(ev)
+    finally:
+        out.close()
+    assert rig.effects() == 0
+
+
+def test_config_fields_are_documented(kind: str) -> None:
+    for row in config.describe(registry.OUTPUTS[kind].config):
+        assert row.description, f"{kind}.{row.name} has no description"
+        assert row.example is not None, f"{kind}.{row.name} has no example"
+
+
+def test_unknown_options_are_refused_by_name(kind: str, rig: Rig) -> None:
+    with pytest.raises(errors.ConfigError, match="urll"):
+        registry.build_output(kind, {**rig.options, "urll": "x"})
+
+
+def test_unknown_kinds_are_refused() -> None:
+    with pytest.raises(errors.ConfigError, match="known: file, http, sql"):
+        registry.build_output("ftp", {})
