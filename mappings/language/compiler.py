@@ -78,6 +78,12 @@ class Compiler:
             each = self.source.each(spec["each"], bool(spec.get("descendants")))
         except (selectors.SelectorSyntaxError, ValueError) as exc:
             raise self.fail((*path, "each"), str(exc)) from None
+        if "group_by" in spec:
+            grouping = getattr(self.source, "grouped", None)
+            if grouping is None:
+                raise self.fail((*path, "group_by"), "group_by: groups CSV rows; this mapping "
+                                                     f"reads {self.source.format}")
+            each = grouping(each, spec["group_by"])
         if "fields" in spec:
             body = self.group(spec["fields"], (*path, "fields"))
             counters = tuple(k for k, v in (spec["fields"] or {}).items()

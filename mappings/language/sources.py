@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mappings.language import selectors
-from mappings.sources import json_doc
+from mappings.sources import csv_rows, json_doc
 from mappings.sources.csv_rows import Document, Row
 
 Getter = Callable[[Any], Any]
@@ -81,6 +81,19 @@ class CsvSource:
             raise ValueError(f"each: in a CSV mapping repeats over {self.ROWS!r} "
                              "(the detail rows of the document)")
         return lambda scope: scope.rows if isinstance(scope, Document) else [scope]
+
+    def grouped(self, each: Callable[[Any], list[Any]], column: str) -> Callable[[Any], list[Any]]:
+        """`each: rows` with `group_by:`: one Document per distinct value, in first-seen order
+        (a shipment's rows by order, an order's rows by carton)."""
+        reads = self.reads
+
+        def groups(scope: Any) -> list[Any]:
+            rows = each(scope)
+            if reads is not None:
+                reads.update((r.file, r.number, column) for r in rows)
+            return csv_rows.group(rows, column)
+
+        return groups
 
     def where(self, scope: Any) -> str:
         row = scope.header if isinstance(scope, Document) else scope
