@@ -299,3 +299,11 @@ def test_schema_is_valid_and_every_ref_resolves(name: str) -> None:
 
     for ref in refs(document):
         assert resolver.lookup(ref).contents, ref  # a typo raises here, not in production
+
+
+def test_date_time_format_is_really_checked():
+    """jsonschema skips a format silently when its checker library is missing."""
+    from jsonschema import FormatChecker
+
+    assert "date-time" in FormatChecker().checkers
+    assert not FormatChecker().conforms("2026-13-45T99:00:00Z", "date-time")
