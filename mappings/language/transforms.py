@@ -18,6 +18,7 @@ Transform = Callable[[Any], Any]
 CENTURY_PIVOT = 50
 _DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?$")
 _DIGITS = re.compile(r"^\d+$")
+_US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 
 
 class TransformError(ValueError):
@@ -49,6 +50,11 @@ def date(fmt: str) -> Transform:
     """CCYYMMDD, YYMMDD or auto (by length) to ISO YYYY-MM-DD."""
     def convert(value: Any) -> str:
         raw = _text(value).strip()
+        if fmt == "MM/DD/CCYY":  # US spreadsheets and portals
+            m = _US_DATE.match(raw)
+            if not m:
+                raise TransformError(f"{raw!r} is not a date (MM/DD/CCYY)")
+            return _iso(int(m.group(3)), int(m.group(1)), int(m.group(2)), raw)
         if not _DIGITS.match(raw):
             raise TransformError(f"{raw!r} is not a date ({fmt}): digits expected")
         n = len(raw)

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.unit
     ("YYMMDD", "991231", "1999-12-31"),
     ("auto", "20240229", "2024-02-29"),
     ("auto", "240229", "2024-02-29"),
+    ("MM/DD/CCYY", "11/25/2026", "2026-11-25"),
+    ("MM/DD/CCYY", "1/5/2027", "2027-01-05"),
 ])
 def test_dates(fmt, raw, iso):
     assert t.date(fmt)(raw) == iso
@@ -23,7 +25,9 @@ def test_dates(fmt, raw, iso):
 
 @pytest.mark.parametrize(("fmt", "raw"), [("CCYYMMDD", "20240230"), ("CCYYMMDD", "240301"),
                                           ("YYMMDD", "20240301"), ("auto", "2024-03-01"),
-                                          ("auto", "1234567")])
+                                          ("auto", "1234567"), ("MM/DD/CCYY", "25/11/2026"),
+                                          ("MM/DD/CCYY", "2026-11-25"),
+                                          ("MM/DD/CCYY", "11/25/26")])
 def test_bad_dates(fmt, raw):
     with pytest.raises(TransformError):
         t.date(fmt)(raw)
