@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from canonical import schemas
 from canonical.errors import GatewayError
 from gateway.mapping_tools import inputs
 from mappings.language import load_mapping, yaml_source
@@ -67,9 +68,13 @@ def run(example: Example) -> Outcome:
     """Map the example's input and compare with its expected file."""
     try:
         m = load_mapping(example.mapping)
-        actual = _as_written(inputs.map_file(m, example.input, example.details))
+        docs = inputs.map_file(m, example.input, example.details)
     except (GatewayError, OSError) as exc:
         return Outcome(example, False, error=str(exc))
+    actual = _as_written(docs)
+    violations = _schema_violations(m.event, docs)
+    if violations:
+        return Outcome(example, False, error=violations)  # never blessed as expected
     if not example.expected.is_file():
         return Outcome(example, False, error=f"expected file {example.expected} is missing "
                                              "(edigw mapping test --update writes it)",
@@ -84,6 +89,20 @@ def run(example: Example) -> Outcome:
         pretty(expected).splitlines(keepends=True), pretty(actual).splitlines(keepends=True),
         fromfile=f"{example.expected} (expected)", tofile=f"{example.input} (actual)"))
     return Outcome(example, False, diff=diff, actual=actual)
+
+
+def _schema_violations(event: str | None, docs: list[dict[str, Any]]) -> str:
+    """The canonical schema's verdict on each document (a golden file must be a valid one)."""
+    if not event:
+        return ""
+    out = []
+    for i, doc in enumerate(docs, 1):
+        try:
+            found = schemas.validate(event, doc)
+        except GatewayError as exc:
+            return str(exc)
+        out += [f"document {i}: {v}" if len(docs) > 1 else str(v) for v in found]
+    return f"the output breaks the {event} schema: " + "; ".join(out) if out else ""
 
 
 def write_expected(outcome: Outcome) -> bool:
