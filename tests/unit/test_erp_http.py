@@ -1,0 +1,71 @@
+"""The http output's reading of ERP answers: which statuses retry, and Retry-After."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from canonical import envelope, errors
+from channels import registry
+from channels.erp_http import HttpOutput, parse_retry_after
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2024, 3, 12, 9, 30, tzinfo=UTC)
+PO = {"po_number": "PO1", "lines": [{"line_number": "1", "quantity": {"value": "1", "unit": "EA"}}]}
+
+
+def event() -> envelope.Event:
+    keys = {"isa13": "000000101", "gs06": "101", "st02": "0001"}
+    return envelope.make_event("purchase_order", PO, partner="acme", keys=keys, time=NOW)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("120", 120.0),
+    (" 0 ", 0.0),
+    ("Tue, 12 Mar 2024 09:31:30 GMT", 90.0),
+    ("Tue, 12 Mar 2024 09:00:00 GMT", 0.0),  # already past: go now
+    ("-5", None),
+    ("soon", None),
+    ("", None),
+    (None, None),
+])
+def test_retry_after(value: str | None, seconds: float | None) -> None:
+    assert parse_retry_after(value, NOW) == seconds
+
+
+def answer(status: int, headers: dict[str, str] | None = None, text: str = "") -> httpx.Response:
+    return httpx.Response(status, headers=headers, text=text,
+                          request=httpx.Request("POST", "http://127.0.0.1/events"))
+
+
+@pytest.fixture
+def out() -> HttpOutput:
+    built = registry.build_output("http", {"url": "http://127.0.0.1/events"})
+    assert isinstance(built, HttpOutput)
+    return built
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
+def test_statuses_worth_retrying_are_transient(out: HttpOutput, status: int) -> None:
+    with pytest.raises(errors.DeliveryUnavailable) as caught:
+        out._receipt(event(), answer(status, {"Retry-After": "4"}), "sending")
+    assert (caught.value.status, caught.value.retry_after) == (status, 4.0)
+
+
+@pytest.mark.parametrize("status", [301, 400, 401, 403, 404, 413, 422])
+def test_other_answers_are_permanent_with_an_excerpt(out: HttpOutput, status: int) -> None:
+    with pytest.raises(errors.DeliveryRejected) as caught:
+        out._receipt(event(), answer(status, text="x" * 2000), "sending")
+    assert caught.value.status == status
+    assert caught.value.body == "x" * 500
+
+
+def test_timeouts_default_to_connect_5_and_read_30(out: HttpOutput) -> None:
+    out.connect()
+    assert out._client is not None
+    timeout = out._client.timeout
+    out.close()
+    assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (5, 30, 30, 5)
