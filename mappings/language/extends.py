@@ -12,6 +12,7 @@ Merge rules (docs/mapping-language.md, "extends"):
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ def resolve(path: str | Path, *, text: str | None = None,
     if not isinstance(parent, str):
         raise MappingFileError(f"{file}:{line}: extends: must be a file name", file=file,
                                line=line, key="extends")
-    base_path = (Path(file).parent / parent)
+    # Normalised, so errors say mappings/base/850.4010.yaml, not partners/acme/../../base/...
+    base_path = Path(os.path.normpath(Path(file).parent / parent))
     key = str(base_path.resolve())
     if key in _seen or len(_seen) >= MAX_DEPTH:
         raise MappingFileError(f"{file}:{line}: extends: {parent} makes a cycle (or a chain "
