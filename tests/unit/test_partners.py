@@ -1,0 +1,98 @@
+"""Partner configuration: schema errors with file:line:key, sender lookup, mapping refs."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway import partners
+from gateway.partners import PartnerConfigError
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+GOOD = """id: acme
+name: Acme Retail
+x12:
+  isa:
+    - {qualifier: ZZ, id: ACMERETAIL}
+  gs: [ACMERETAIL]
+secrets:
+  sftp_password: {env: ACME_SFTP_PASSWORD}
+mappings:
+  850: partners/acme/850.yaml
+"""
+
+
+@pytest.fixture
+def root(tmp_path):
+    (tmp_path / "mappings" / "partners" / "acme").mkdir(parents=True)
+    (tmp_path / "mappings" / "partners" / "acme" / "850.yaml").write_text("format: x12\n")
+    (tmp_path / "conf").mkdir()
+    return tmp_path
+
+
+def write(root, name, text):
+    p = root / "conf" / f"{name}.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_a_good_partner_loads(root):
+    p = partners.load(write(root, "acme", GOOD), mappings_root=root / "mappings")
+    assert p.id == "acme" and p.name == "Acme Retail"
+    assert p.isa_ids == (("ZZ", "ACMERETAIL"),) and p.gs_ids == ("ACMERETAIL",)
+    assert p.secrets == {"sftp_password": "ACME_SFTP_PASSWORD"}
+    assert p.mapping_for("850", "004010") == root / "mappings" / "partners" / "acme" / "850.yaml"
+    assert p.mapping_for("856") is None
+
+
+def test_find_by_sender_ignores_padding(root):
+    write(root, "acme", GOOD)
+    reg = partners.load_all(root / "conf", mappings_root=root / "mappings")
+    assert reg.find_by_sender("ZZ", "ACMERETAIL     ").id == "acme"
+    assert reg.find_by_sender("01", "ACMERETAIL") is None
+    with pytest.raises(PartnerConfigError, match="no partner 'nope' \\(known: acme\\)"):
+        reg.get("nope")
+
+
+@pytest.mark.parametrize(("change", "line", "key", "says"), [
+    (("    - {qualifier: ZZ, id: ACMERETAIL}", "    - {qualifier: ZZ, idx: ACMERETAIL}"),
+     5, "x12.isa[0].idx", "unknown key"),
+    (("  sftp_password: {env: ACME_SFTP_PASSWORD}", "  sftp_password: {env: hunter2}"),
+     8, "secrets.sftp_password.env", "does not match"),
+    (("  sftp_password: {env: ACME_SFTP_PASSWORD}", "  sftp_password: hunter2"),
+     8, "secrets.sftp_password", "not of type 'object'"),
+    (("name: Acme Retail\n", "name: Acme Retail\ncolour: red\n"), 3, "colour", "unknown key"),
+    (("  850: partners/acme/850.yaml", "  850: partners/acme/8500.yaml"), 10, "mappings.850",
+     "not found"),
+    (("id: acme", "id: acme-retail"), 1, "id", "must match the file name"),
+])
+def test_errors_name_file_line_and_key(root, change, line, key, says):
+    path = write(root, "acme", GOOD.replace(*change))
+    with pytest.raises(PartnerConfigError) as info:
+        partners.load(path, mappings_root=root / "mappings")
+    assert str(info.value).startswith(f"{path}:{line}: {key}: "), str(info.value)
+    assert says in str(info.value)
+    assert info.value.line == line and info.value.key == key
+
+
+def test_one_sender_names_one_partner(root):
+    write(root, "acme", GOOD)
+    write(root, "acme2", GOOD.replace("id: acme", "id: acme2"))
+    with pytest.raises(PartnerConfigError, match="ZZ:ACMERETAIL is also acme's sender"):
+        partners.load_all(root / "conf", mappings_root=root / "mappings")
+
+
+def test_bad_yaml_names_the_line(root):
+    path = write(root, "acme", "id: acme\nname: [unclosed\n")
+    with pytest.raises(PartnerConfigError, match=f"{path}:3: not valid YAML"):
+        partners.load(path)
+
+
+def test_a_missing_folder_is_no_partners(tmp_path):
+    assert len(partners.load_all(tmp_path / "nothing")) == 0
+
+
+def test_the_shipped_partners_load():
+    reg = partners.load_all(REPO / "conf" / "partners", mappings_root=REPO / "mappings")
+    assert "brightline" in reg.by_id
