@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from mappings.language.compiler import Compiler
 
 _EMPTY: list[str] = []
-_INLINE_BLOCKERS = ("each", "when", "required", "const", "concat", "first", "column", "path")
+_INLINE_BLOCKERS = ("each", "pairs", "when", "required", "const", "concat", "first", "column",
+                    "path")
+_SOURCES = ("select", "column", "path", "const", "concat", "first")
 
 
 class _Writer:
@@ -54,8 +56,9 @@ class _Writer:
 
     def fields(self, fields: dict[str, Any] | None, path: Path_, target: str, ind: int) -> None:
         for key, spec in (fields or {}).items():
-            if spec is None or (isinstance(spec, dict) and spec.get("counter")):
-                continue
+            if spec is None or (isinstance(spec, dict) and spec.get("counter")
+                                and not any(k in spec for k in _SOURCES)):
+                continue  # a bare counter: repeat() numbers the item
             self.field(spec, (*path, key), f"{target}[{key!r}]", target, ind)
 
     def field(self, spec: Any, path: Path_, slot: str, target: str, ind: int) -> None:
@@ -104,6 +107,8 @@ class _Writer:
         if self.compiler.source.format != "x12" or "select" not in spec or "fields" in spec \
                 or "list" in spec or self.compiler.source.reads is not None:
             return None  # tracking mode reads through the recording closures
+        if selectors.from_root(spec["select"]):
+            return None  # reads from the set's top, not from this scope
         try:
             parts = selectors.parse(spec["select"])
         except selectors.SelectorSyntaxError:
@@ -134,7 +139,12 @@ class _Writer:
             r = self.name("R", lambda node, exc, path=path: compiler.runtime(
                 path, str(exc), where(node)))
             self.emit(ind + 1, "try:")
-            self.emit(ind + 2, f"{slot} = {c}({v})")
+            if "extract" in spec or "check_digit" in spec:  # these may give no value
+                self.emit(ind + 2, f"{v} = {c}({v})")
+                self.emit(ind + 2, f"if {v} is not None:")
+                self.emit(ind + 3, f"{slot} = {v}")
+            else:
+                self.emit(ind + 2, f"{slot} = {c}({v})")
             self.emit(ind + 1, "except TransformError as exc:")
             self.emit(ind + 2, f"raise {r}(node, exc) from None")
         if default is not None:

@@ -8,6 +8,7 @@ Nothing is interpreted per document.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ from mappings.language.yaml_source import Marks, Path_, key_text, mark_of
 
 Fn = Callable[[Any], Any]
 _SOURCES = ("select", "column", "path", "const", "concat", "first")
-_CONDITION_TESTS = ("equals", "not_equals", "in", "not_in", "exists")
+_CONDITION_TESTS = ("equals", "not_equals", "in", "not_in", "exists", "matches")
 
 
 class Compiler:
@@ -57,7 +58,7 @@ class Compiler:
             spec = {self.source.source_key: spec}
         if not isinstance(spec, dict):
             raise self.fail(path, "expected a selector or a field object")
-        if "each" in spec:
+        if "each" in spec or "pairs" in spec:
             fn = self.repeat(spec, path)
         elif "fields" in spec:
             fn = self.group(spec["fields"], (*path, "fields"))
@@ -73,11 +74,21 @@ class Compiler:
         return fn
 
     def repeat(self, spec: dict[str, Any], path: Path_) -> Fn:
-        """`each:` a list with one object (or value) per loop, segment, level, row or item."""
+        """`each:` a list with one object (or value) per loop, segment, level, row or item;
+        `pairs:` one per qualifier/value element pair of an X12 segment."""
+        key = "each" if "each" in spec else "pairs"
+        if key in spec and "each" in spec and "pairs" in spec:
+            raise self.fail(path, "choose one of each: and pairs:")
+        if key == "pairs" and not hasattr(self.source, "pairs"):
+            raise self.fail((*path, key), f"pairs: is for x12 mappings; this one reads "
+                                          f"{self.source.format}")
         try:
-            each = self.source.each(spec["each"], bool(spec.get("descendants")))
+            if key == "each":
+                each = self.source.each(spec["each"], bool(spec.get("descendants")))
+            else:
+                each = self.source.pairs(spec["pairs"])
         except (selectors.SelectorSyntaxError, ValueError) as exc:
-            raise self.fail((*path, "each"), str(exc)) from None
+            raise self.fail((*path, key), str(exc)) from None
         if "group_by" in spec:
             grouping = getattr(self.source, "grouped", None)
             if grouping is None:
@@ -86,6 +97,7 @@ class Compiler:
             each = grouping(each, spec["group_by"])
         if "fields" in spec:
             body = self.group(spec["fields"], (*path, "fields"))
+            # A counter with a source of its own numbers only the items that lack a value.
             counters = tuple(k for k, v in (spec["fields"] or {}).items()
                              if isinstance(v, dict) and v.get("counter"))
             needed = tuple(spec.get("skip_unless") or ())
@@ -102,7 +114,7 @@ class Compiler:
                 if counters:
                     v = v or {}
                     for k in counters:
-                        v[k] = str(i)
+                        v.setdefault(k, str(i))
                 if v is not None and (not needed or all(k in v for k in needed)):
                     out.append(v)
             return out or None
@@ -169,6 +181,13 @@ class Compiler:
     def steps(self, spec: dict[str, Any], path: Path_) -> list[transforms.Transform]:
         """The transforms a field asks for, in their fixed order."""
         out: list[transforms.Transform] = []
+        if "extract" in spec:
+            try:
+                out.append(transforms.extract(spec["extract"]))
+            except TransformError as exc:
+                raise self.fail((*path, "extract"), str(exc)) from None
+        if spec.get("check_digit"):
+            out.append(transforms.check_digit(spec["check_digit"]))
         if spec.get("upper"):
             out.append(transforms.upper)
         if "table" in spec:
@@ -230,7 +249,7 @@ class Compiler:
                 return default
             try:
                 if isinstance(v, list):  # a JSON path through `*`
-                    return [conv(x) for x in v]
+                    return [y for x in v if (y := conv(x)) is not None] or None
                 return conv(v)
             except TransformError as exc:
                 raise runtime(path, str(exc), where(scope)) from None
@@ -268,6 +287,13 @@ class Compiler:
         if test == "exists":
             want = bool(arg)
             return lambda scope: (get(scope) is not None) == want
+        if test == "matches":
+            try:
+                rx = re.compile(transforms._text(arg))
+            except re.error as exc:
+                raise self.fail((*path, "matches"), f"not a regular expression: {exc}") from None
+            return lambda scope: ((v := get(scope)) is not None
+                                  and rx.fullmatch(transforms._text(v)) is not None)
         if test in ("equals", "not_equals"):
             target, neg = transforms._text(arg), test == "not_equals"
             return lambda scope: ((v := get(scope)) is not None

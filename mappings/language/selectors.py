@@ -2,13 +2,14 @@
 
 Grammar::
 
-    selector  := part ("." part)*
+    selector  := [ "/" ] part ("." part)*
     part      := SEG [ "[" cond ("," cond)* "]" ] [ NN [ "-" M ] ]
     cond      := SEG NN [ "-" M ] ( "=" | "!=" ) value ( "|" value )*
 
 A part without an element picks a segment; the next part reads that same segment when it
 names the same id (`N1[N101=ST].N104`), else looks inside the loop that segment opens
-(`N1[N101=ST].N403`: the N4 of the ship-to N1 loop).
+(`N1[N101=ST].N403`: the N4 of the ship-to N1 loop). A leading `/` reads from the top of
+the transaction set whatever the scope (`/BAK02` inside a PO1 line).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mappings.sources.x12_tree import Node, segment_node
+from mappings.sources.x12_tree import Node, pair_nodes, segment_node
 from mappings.x12.reader import Segment
 
 _SEG = r"[A-Z][A-Z0-9]{1,2}"
 _ELEMENT = re.compile(rf"^({_SEG})(\d{{2}})(?:-(\d{{1,2}}))?$")
 _SEGMENT = re.compile(rf"^({_SEG})$")
 _COND = re.compile(rf"^({_SEG})(\d{{2}})(?:-(\d{{1,2}}))?\s*(!=|=)\s*(.*)$")
+_PAIRS = re.compile(rf"^({_SEG})(\d{{2}})\.\.({_SEG})(\d{{2}})$")
+ROOT = "/"
 
 Getter = Callable[[Node], "str | None"]
 # Tracking mode: (segment position in the file, element) pairs a compiled mapping read.
@@ -104,9 +107,17 @@ def _parse_part(text: str, whole: str) -> Part:
                               "element (BEG03, N104, SLN05-1)")
 
 
+def from_root(text: str) -> bool:
+    """Whether a selector starts with `/`: read from the top of the set, not the scope."""
+    return text.strip().startswith(ROOT)
+
+
 def parse(text: str) -> tuple[Part, ...]:
-    """A selector's parts; SelectorSyntaxError when it does not parse."""
+    """A selector's parts (a leading `/` aside: see from_root); SelectorSyntaxError when it
+    does not parse."""
     text = text.strip()
+    if text.startswith(ROOT):
+        text = text[1:].strip()
     if not text:
         raise SelectorSyntaxError("empty selector")
     parts = tuple(_parse_part(p.strip(), text) for p in _split_parts(text))
@@ -225,17 +236,66 @@ def compile_getter(text: str, reads: Reads | None = None,
                 return None
             return _value(seg, el, comp, node.component) or None
 
+    if from_root(text):
+        inner = get
+        return (lambda node: inner(node.root)), (lambda node: resolve(parts, node.root)), last
     return get, lambda node: resolve(parts, node), last
 
 
 def compile_each(text: str, descendants: bool = False,
                  reads: Reads | None = None) -> Callable[[Node], list[Node]]:
-    """The scopes `each:` repeats over: loop instances, repeated segments or HL levels."""
+    """The scopes `each:` repeats over: loop instances, repeated segments or HL levels.
+
+    A dotted path (`N9.MSG`, `HL[HL03=S].REF`) repeats over every match of each step in
+    turn: every MSG of every N9 loop, in document order.
+    """
     parts = parse(text)
-    if len(parts) != 1 or parts[0].element:
-        raise SelectorSyntaxError(f"{text!r}: each: takes one segment or loop, with optional "
-                                  "qualifiers, e.g. PO1, N1[N101=ST], HL[HL03=O]")
-    part = parts[0]
+    if any(p.element for p in parts):
+        raise SelectorSyntaxError(f"{text!r}: each: takes one segment or loop (or a dotted "
+                                  "path of them), with optional qualifiers, e.g. PO1, "
+                                  "N1[N101=ST], HL[HL03=O], N9.MSG")
+    steps = [_each_step(p, descendants if i == len(parts) - 1 else False, reads)
+             for i, p in enumerate(parts)]
+    root = from_root(text)
+    if len(steps) == 1 and not root:
+        return steps[0]
+
+    def each_path(node: Node) -> list[Node]:
+        scopes = [node.root if root else node]
+        for step in steps:
+            scopes = [found for scope in scopes for found in step(scope)]
+        return scopes
+
+    return each_path
+
+
+def compile_pairs(text: str, reads: Reads | None = None) -> Callable[[Node], list[Node]]:
+    """`pairs: PO106..PO125`: one scope per non-empty qualifier/value pair of the segment,
+    in which the pair reads as the first one (PO106, PO107)."""
+    m = _PAIRS.match(text.strip())
+    if not m or m.group(1) != m.group(3):
+        raise SelectorSyntaxError(f"{text!r}: pairs: names the first and last element of one "
+                                  "segment, e.g. PO106..PO125")
+    sid, first, last = m.group(1), int(m.group(2)), int(m.group(4))
+    if first < 1 or last <= first or (last - first) % 2 != 1:
+        raise SelectorSyntaxError(f"{text!r}: pairs: needs an even number of elements, first "
+                                  "before last (PO106..PO125 is ten pairs)")
+    if reads is None:
+        return lambda node: pair_nodes(node, sid, first, last)
+
+    def tracked(node: Node) -> list[Node]:
+        found = pair_nodes(node, sid, first, last)
+        seg = node.index[sid][0][0] if found else None
+        if seg is not None:
+            for at in range(first, last + 1):
+                if seg.get(at):
+                    reads.add((seg.position, at))
+        return found
+
+    return tracked
+
+
+def _each_step(part: Part, descendants: bool, reads: Reads | None) -> Callable[[Node], list[Node]]:
     sid, conds = part.segment, part.conds
 
     def each(node: Node) -> list[Node]:

@@ -36,12 +36,20 @@ class X12Source:
             return self.getter(text)[0]
         reads = self.reads
         if reads is not None:
-            return lambda node: ("present" if selectors.resolve_tracked(parts, node, reads)
-                                 is not None else None)
-        return lambda node: "present" if selectors.resolve(parts, node) is not None else None
+            def test(node: Any) -> str | None:
+                return "present" if selectors.resolve_tracked(parts, node, reads) else None
+        else:
+            def test(node: Any) -> str | None:
+                return "present" if selectors.resolve(parts, node) is not None else None
+        if selectors.from_root(text):
+            return lambda node: test(node.root)
+        return test
 
     def each(self, text: str, descendants: bool) -> Callable[[Any], list[Any]]:
         return selectors.compile_each(text, descendants, self.reads)
+
+    def pairs(self, text: str) -> Callable[[Any], list[Any]]:
+        return selectors.compile_pairs(text, self.reads)
 
     def where(self, scope: Any) -> str:
         return selectors.describe(scope, None)

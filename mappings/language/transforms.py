@@ -161,17 +161,54 @@ def table(codes: Mapping[str, Any], name: str, *, strict: bool, unknown: Any = N
     return convert
 
 
+def extract(pattern: str) -> Transform:
+    """The part of the value a regular expression's first group matches (the whole match
+    when it has no group); no value when it does not match the whole value."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise TransformError(f"not a regular expression: {exc}") from None
+
+    def convert(value: Any) -> Any:
+        m = rx.fullmatch(_text(value))
+        if m is None:
+            return None
+        return m.group(1) if rx.groups else m.group(0)
+    return convert
+
+
+def _gs1_ok(digits: str) -> bool:
+    body = [int(c) for c in digits[:-1]]
+    # GS1: weights 3,1,3,... from the digit next to the check digit leftwards.
+    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10 == int(digits[-1])
+
+
+def check_digit(kind: str) -> Transform:
+    """The value only when its last digit checks (gs1: GTIN, SSCC, GLN mod 10); else none."""
+    if kind != "gs1":
+        raise ValueError(f"unknown check digit scheme {kind!r}")
+
+    def convert(value: Any) -> Any:
+        raw = _text(value)
+        return raw if len(raw) > 1 and _DIGITS.match(raw) and _gs1_ok(raw) else None
+    return convert
+
+
 def chain(steps: list[Transform]) -> Transform | None:
-    """One function applying `steps` in order (None when there are none)."""
+    """One function applying `steps` in order (None when there are none); a step that gives
+    no value (extract, check_digit) ends the chain with none."""
     if not steps:
         return None
     if len(steps) == 1:
         return steps[0]
     if len(steps) == 2:
         a, b = steps
-        return lambda v: b(a(v))
+        return lambda v: None if (x := a(v)) is None else b(x)
     def run(value: Any) -> Any:
         for step in steps:
             value = step(value)
+            if value is None:
+                return None
         return value
     return run

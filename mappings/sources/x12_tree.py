@@ -27,11 +27,13 @@ class Node:
     a selector finds `N1` at the top of the 850 whether it is a segment or a loop.
     """
 
-    __slots__ = ("component", "hl_children", "hl_parent", "id", "index", "loops", "segments",
-                 "set_start")
+    __slots__ = ("component", "hl_children", "hl_parent", "id", "index", "loops", "root",
+                 "segments", "set_start")
 
-    def __init__(self, id: str, set_start: int, component: str = ":") -> None:
+    def __init__(self, id: str, set_start: int, component: str = ":",
+                 root: Node | None = None) -> None:
         self.id = id
+        self.root: Node = root if root is not None else self  # the whole set, for `/` selectors
         self.component = component  # the interchange's component separator
         self.segments: list[Segment] = []
         self.loops: list[Node] = []
@@ -80,9 +82,28 @@ class Node:
 
 def segment_node(seg: Segment, parent: Node) -> Node:
     """A one-segment scope, for `each:` over repeated segments that are not loops (REF, DTM)."""
-    node = Node(seg.fields[0], parent.set_start, parent.component)
+    node = Node(seg.fields[0], parent.set_start, parent.component, parent.root)
     node.add_segment(seg)
     return node
+
+
+def pair_nodes(node: Node, segment: str, first: int, last: int) -> list[Node]:
+    """One scope per qualifier/value element pair (first/first+1 ... last-1/last) of the first
+    `segment` in scope: its fields shifted so the pair sits at `first` and `first`+1."""
+    pairs = node.index.get(segment)
+    if not pairs:
+        return []
+    seg = pairs[0][0]
+    f = seg.fields
+    out = []
+    for at in range(first, last, 2):
+        q = f[at] if at < len(f) else ""
+        v = f[at + 1] if at + 1 < len(f) else ""
+        if not q and not v:
+            continue
+        shifted = [*f[:first], q, v]
+        out.append(segment_node(Segment.of(shifted, seg.position, seg.line), node))
+    return out
 
 
 def _matches(cand: Candidate, seg: Segment, component: str) -> bool:
@@ -137,7 +158,7 @@ def build_tree(segments: Sequence[Segment], spec: TransactionSpec | None = None,
             node_stack.pop()
             top_idx, top = idx_stack[-1], node_stack[-1]
         if enter >= 0:
-            loop = Node(ids[enter], start, component)
+            loop = Node(ids[enter], start, component, root)
             top.add_loop(loop, seg)
             idx_stack.append(enter)
             node_stack.append(loop)
