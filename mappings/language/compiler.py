@@ -115,7 +115,9 @@ class Compiler:
                     v = v or {}
                     for k in counters:
                         v.setdefault(k, str(i))
-                if v is not None and (not needed or all(k in v for k in needed)):
+                if isinstance(v, list):  # value: {list: [...]}: one list, not a list of lists
+                    out.extend(v)
+                elif v is not None and (not needed or all(k in v for k in needed)):
                     out.append(v)
             return out or None
 

@@ -126,3 +126,10 @@ def test_tracking_mode_records_every_pair_read():
     assert out["lines"][0]["po"] == "PO-9"
     po1 = t.loops[2].segments[0]
     assert {(po1.position, e) for e in range(6, 12)} <= m.reads
+
+
+def test_each_with_a_list_value_gives_one_flat_list():
+    body = PO.replace("PO1**2", "N1*ST*Store~N3*1 Main St*Dock 7~N3*Building B~PO1**2")
+    out = run("  parties: {each: N1, fields: {lines: {each: N3, value: {list: [N301, N302]}}}}\n",
+              body)
+    assert out["parties"] == [{"lines": ["1 Main St", "Dock 7", "Building B"]}]
