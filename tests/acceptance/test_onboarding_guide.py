@@ -81,6 +81,8 @@ def test_following_the_guide(workspace):
     translated = [r for cmd, r in ran if cmd.startswith("edigw translate")]
     (event,) = json.loads(translated[-1].stdout)
     assert event["partner"] == "zenith"
-    assert event["data"]["extensions"]["buyer_contact"] == "Marta Ruiz"
+    lines = event["data"]["lines"]
+    assert {line["quantity"]["unit"] for line in lines} == {"EA"}  # step 3
+    assert lines[0]["extensions"] == {"packing": "Gift box"}
     coverage = [r for cmd, r in ran if cmd.startswith("edigw mapping coverage")][-1]
-    assert "PER02" not in coverage.stdout  # mapped in step 3
+    assert "PKG05" not in coverage.stdout and "PKG02 = '68'" in coverage.stdout
