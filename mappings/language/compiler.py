@@ -60,6 +60,9 @@ class Compiler:
             raise self.fail(path, "expected a selector or a field object")
         if "each" in spec or "pairs" in spec:
             fn = self.repeat(spec, path)
+            if spec.get("default") == []:  # a list the schema requires even when empty
+                listed = fn
+                fn = lambda scope: v if (v := listed(scope)) is not None else []  # noqa: E731
         elif "fields" in spec:
             fn = self.group(spec["fields"], (*path, "fields"))
             needed = spec.get("skip_unless")

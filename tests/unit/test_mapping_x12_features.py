@@ -133,3 +133,8 @@ def test_each_with_a_list_value_gives_one_flat_list():
     out = run("  parties: {each: N1, fields: {lines: {each: N3, value: {list: [N301, N302]}}}}\n",
               body)
     assert out["parties"] == [{"lines": ["1 Main St", "Dock 7", "Building B"]}]
+
+
+def test_each_with_an_empty_default_keeps_the_empty_list():
+    out = run("  acks: {each: ACK, default: [], fields: {s: ACK01}}\n  po: BEG03\n")
+    assert out == {"acks": [], "po": "PO-9"}
