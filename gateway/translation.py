@@ -1,26 +1,26 @@
 """Translate one input file into canonical events, as `edigw translate` does.
 
-X12: validate, find the partner by the ISA sender (or use the one given), pick its mapping
-for the set and version (the base mapping when it has none, or when the sender is not
-configured), map, wrap in a CloudEvent with the X12 control numbers as id keys, and check
-the schema. CSV and JSON: the named partner's mapping for that format.
+X12: find the partner by the ISA sender (or use the one given) and hand the file to
+mappings.translate with that partner's mappings (it validates, picks the partner's or the
+base mapping per set and version, maps, wraps in a CloudEvent keyed by the control numbers
+and checks the schema). A sender that is not configured gets the base mappings. CSV and JSON: the named partner's mapping for that format.
 Each transaction set or document succeeds or fails on its own.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from canonical import envelope
-from canonical.errors import ConfigError, MappingError, PermanentError, SchemaError
+from canonical.errors import ConfigError, MappingError, PermanentError, SchemaError, X12ReadError
 from gateway import partners as partners_mod
 from gateway.mapping_tools import inputs
+from mappings import translate as x12_translate
 from mappings.language import load_mapping
-from mappings.x12 import specs, validator
+from mappings.x12 import envelope as x12_envelope
+from mappings.x12 import specs
 
 
 class TranslationFailed(PermanentError):
@@ -41,76 +41,46 @@ class Translation:
     skipped: list[str] = field(default_factory=list)  # sets that are not business documents
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
-
-
 def base_mapping(root: Path, set_id: str, version: str) -> Path:
     return root / "base" / f"{set_id}.{specs.base_version(version)[2:6]}.yaml"
 
 
-def _validation_errors(path: Path) -> dict[str, list[str]]:
-    """Rejected sets by x12control, each with its errors in words; raises if unreadable."""
-    result = validator.validate(path)
-    if not result.readable:
-        raise inputs.UnreadableInput(f"{path}: cannot be read as X12: {result.read_error}")
-    out: dict[str, list[str]] = {}
-    for ic in result.interchanges:
-        for g in ic.groups:
-            for s in g.sets:
-                if not s.accepted or not ic.accepted:
-                    findings = [*ic.errors, *g.errors, *s.errors]
-                    out[f"{ic.control_number}.{g.control_number}.{s.control_number}"] = [
-                        f"[{f.code}] {_where(f)}{f.message}" for f in findings
-                    ] or ["rejected"]
-    return out
-
-
-def _where(f: Any) -> str:
-    parts = []
-    if f.segment_position is not None:
-        parts.append(f"segment {f.segment_position}")
-    if f.segment_id:
-        parts.append(f.segment_id)
-    if f.element_position is not None:
-        parts.append(f"element {f.element_position:02d}")
-    if f.line is not None:
-        parts.append(f"line {f.line}")
-    return " ".join(parts) + ": " if parts else ""
+def _sender_partner(path: Path, registry: partners_mod.Partners) -> partners_mod.Partner | None:
+    """The configured partner of the file's ISA sender (None when not configured)."""
+    try:
+        senders = {(ic.sender_qualifier, ic.sender_id) for ic in x12_envelope.scan(path)}
+    except X12ReadError as exc:
+        raise inputs.UnreadableInput(f"{path}: cannot be read as X12: {exc}") from exc
+    found = [registry.find_by_sender(*s) for s in sorted(senders)]
+    if len({p.id if p else None for p in found}) > 1:
+        names = ", ".join(sorted(f"{q}:{i}" for q, i in senders))
+        raise ConfigError(f"{path}: interchanges from several senders ({names}); "
+                          "translate them one partner at a time with --partner")
+    return found[0] if found else None
 
 
 def translate_x12(path: Path, *, partner: partners_mod.Partner | None,
                   registry: partners_mod.Partners, root: Path) -> Translation:
+    """Through mappings.translate (validate, map, wrap, check), with the partner's mappings."""
+    who = partner or _sender_partner(path, registry)
+    refs = {k: str(v.resolve()) for k, v in (who.mappings if who else {}).items()}
+    try:
+        results = x12_translate.translate_x12(path, partner=who.id if who else None,
+                                              mapping_dir=root, partners=refs)
+    except X12ReadError as exc:
+        raise inputs.UnreadableInput(str(exc)) from exc
     out = Translation()
-    rejected = _validation_errors(path)
-    for s in inputs.x12_sets(path):
-        where = f"{path}: {s.set_id} {s.control} (ST at line {s.segments[0].line})"
-        if s.set_id in ("997", "999", "TA1"):
-            out.skipped.append(f"{where}: an acknowledgment, not a business document")
-            continue
-        if s.control in rejected:
-            out.failures.append(TranslationFailed(
-                "rejected by validation: " + "; ".join(rejected[s.control]),
-                stage="validation", where=where))
-            continue
-        who = partner or registry.find_by_sender(*s.sender)
-        pid = who.id if who else _slug(f"x12-{s.sender[0]}-{s.sender[1]}")
-        mapping = (who.mapping_for(s.set_id, specs.base_version(s.version)) if who else None) \
-            or base_mapping(root, s.set_id, s.version)
-        try:
-            if not mapping.is_file():
-                raise ConfigError(f"no mapping for {s.set_id} {s.version}: "
-                                  f"{'partner ' + pid + ' has none and ' if who else ''}"
-                                  f"{mapping} does not exist")
-            m = load_mapping(mapping)
-            data = m.map_x12(s.segments, m.x12_spec(s.set_id, s.version), component=s.component)
-            out.events.append(envelope.make_event(
-                str(m.event), data, partner=pid, keys=envelope.x12_keys(s.control),
-                x12control=s.control))
-        except SchemaError as exc:
-            out.failures.append(TranslationFailed(str(exc), stage="schema", where=where))
-        except (ConfigError, MappingError) as exc:
-            out.failures.append(TranslationFailed(str(exc), stage="mapping", where=where))
+    for r in results:
+        where = f"{path}: {r.set_id} {r.x12control} (ST at line {r.line})"
+        if r.status == "translated" and r.event is not None:
+            out.events.append(r.event)
+        elif r.status == "skipped":
+            out.skipped.append(f"{where}: {r.reason}")
+        else:
+            stage = ("validation" if r.status == "rejected"
+                     else "schema" if isinstance(r.error, SchemaError) else "mapping")
+            out.failures.append(TranslationFailed(str(r.error or r.reason), stage=stage,
+                                                  where=where))
     return out
 
 

@@ -62,7 +62,7 @@ def test_translate_unknown_sender_uses_the_base(work):
     assert r.exit_code == 0, r.output
     (event,) = json.loads(r.stdout)
     assert event["type"] == "com.edi-gateway.purchase_order.v1"
-    assert event["partner"] == "x12-zz-acmeretail"
+    assert event["partner"] == "ACMERETAIL"  # mappings.translate names it by ISA06
     assert event["x12control"] == "000001001.1001.1001001"
     assert event["data"]["po_number"] == "4500012345"
 
@@ -87,7 +87,7 @@ def test_translate_rejected_by_validation_exits_1_saying_where(work):
     r = run("translate", str(BROKEN))
     assert r.exit_code == 1
     assert "validation failed" in r.stderr
-    assert "segment 2 BEG" in r.stderr and "line" in r.stderr
+    assert "ST at line 3" in r.stderr and "BEG (line 4)" in r.stderr
 
 
 def test_translate_mapping_failure_exits_1(work):
