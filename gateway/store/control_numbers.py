@@ -5,12 +5,36 @@ from __future__ import annotations
 from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from canonical.errors import OutboundDataError
 from gateway.store import db
 from gateway.store.models import ControlNumber
 from mappings.x12.control_numbers import KINDS
 from mappings.x12.writer import MAX_CONTROL_NUMBER
+
+
+def take(session: Session, scope: str, kind: str, start: int = 1) -> int:
+    """The next number of scope's kind sequence, taken in the caller's transaction."""
+    assert kind in KINDS
+    on_sqlite = db.is_sqlite(session)
+    dialect = sqlite if on_sqlite else postgresql
+    # A `start` above the stored number moves it forward, never back.
+    larger = func.max if on_sqlite else func.greatest
+    session.execute(dialect.insert(ControlNumber)
+                    .values(scope=scope, kind=kind, last=start - 1)
+                    .on_conflict_do_nothing())
+    row = session.execute(
+        update(ControlNumber)
+        .where(ControlNumber.scope == scope, ControlNumber.kind == kind)
+        .values(last=larger(ControlNumber.last, start - 1) + 1)
+        .returning(ControlNumber.last)).scalar_one()
+    if row > MAX_CONTROL_NUMBER:
+        # Raising rolls the increment back, so the table still says "used up".
+        raise OutboundDataError(
+            f"the {kind} control numbers of {scope!r} are used up (last "
+            f"{row - 1}); they are never wrapped around")
+    return int(row)
 
 
 class StoreControlNumbers:
@@ -28,26 +52,8 @@ class StoreControlNumbers:
         self._start = start
 
     def _take(self, kind: str) -> int:
-        assert kind in KINDS
-        on_sqlite = db.is_sqlite(self.engine)
-        dialect = sqlite if on_sqlite else postgresql
-        # A `start` above the stored number moves it forward, never back.
-        larger = func.max if on_sqlite else func.greatest
         with db.transaction(self.engine) as session:
-            session.execute(dialect.insert(ControlNumber)
-                            .values(scope=self.scope, kind=kind, last=self._start - 1)
-                            .on_conflict_do_nothing())
-            row = session.execute(
-                update(ControlNumber)
-                .where(ControlNumber.scope == self.scope, ControlNumber.kind == kind)
-                .values(last=larger(ControlNumber.last, self._start - 1) + 1)
-                .returning(ControlNumber.last)).scalar_one()
-            if row > MAX_CONTROL_NUMBER:
-                # Raising rolls the increment back, so the table still says "used up".
-                raise OutboundDataError(
-                    f"the {kind} control numbers of {self.scope!r} are used up (last "
-                    f"{row - 1}); they are never wrapped around")
-            return int(row)
+            return take(session, self.scope, kind, self._start)
 
     def next_interchange(self) -> int:
         return self._take("interchange")
@@ -57,3 +63,24 @@ class StoreControlNumbers:
 
     def next_set(self) -> int:
         return self._take("set")
+
+
+class SessionControlNumbers:
+    """The ControlNumbers protocol inside one open transaction (the validate stage's).
+
+    The numbers commit with the acknowledgments that use them; a rollback gives them back,
+    which is safe only because nothing carrying them has left yet: the acknowledgments
+    are written to the partner by a later step, after this commit.
+    """
+
+    def __init__(self, session: Session, scope: str = "default", start: int = 1) -> None:
+        self.session, self.scope, self._start = session, scope, start
+
+    def next_interchange(self) -> int:
+        return take(self.session, self.scope, "interchange", self._start)
+
+    def next_group(self) -> int:
+        return take(self.session, self.scope, "group", self._start)
+
+    def next_set(self) -> int:
+        return take(self.session, self.scope, "set", self._start)

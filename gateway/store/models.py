@@ -294,3 +294,27 @@ class ControlNumber(Base):
     scope: Mapped[str] = mapped_column(String(100), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     last: Mapped[int] = mapped_column(BigInteger)
+
+
+class Acknowledgment(Base):
+    """An outbound 997/999/TA1 answering one inbound interchange, kept until it is sent."""
+
+    __tablename__ = "acknowledgments"
+    __table_args__ = (
+        # Our control numbers are never reused, so one number is one acknowledgment.
+        UniqueConstraint("partner", "kind", "control_number"),
+        NO_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    interchange_id: Mapped[int | None] = mapped_column(ForeignKey("interchanges.id"))
+    partner: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8))  # 997, 999 or TA1
+    answers_interchange: Mapped[str] = mapped_column(String(9))  # their ISA13
+    answers_group: Mapped[str | None] = mapped_column(String(9))  # their GS06
+    control_number: Mapped[int] = mapped_column(BigInteger)  # our ISA13
+    payload_sha256: Mapped[str] = mapped_column(ForeignKey("payloads.sha256"))
+    filename: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
