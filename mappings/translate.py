@@ -193,13 +193,29 @@ def _mapping_path(root: Path, partners: Mapping[str, str | os.PathLike[str]], se
     return root / "base" / f"{set_id}.{short}.yaml"
 
 
+# Compiled once per process and reused while the files of the extends chain are unchanged:
+# compiling costs far more than mapping a document.
+_COMPILED: dict[Path, tuple[tuple[tuple[str, int, int], ...], CompiledMapping]] = {}
+
+
+def _stamp(files: list[str]) -> tuple[tuple[str, int, int], ...]:
+    try:
+        return tuple((f, (st := os.stat(f)).st_mtime_ns, st.st_size) for f in files)
+    except OSError:
+        return ()
+
+
 def _load(path: Path) -> CompiledMapping:
+    hit = _COMPILED.get(path)
+    if hit is not None and hit[0] and hit[0] == _stamp(hit[1].files):
+        return hit[1]
     if not path.is_file():
         raise MappingFileError(f"{path}: no mapping for this transaction set", file=str(path))
     mapping = load_mapping(path)
     if mapping.format != "x12" or not mapping.event:
         raise MappingFileError(f"{path}: not an X12 mapping with an event: type",
                                file=str(path))
+    _COMPILED[path] = (_stamp(mapping.files), mapping)
     return mapping
 
 
