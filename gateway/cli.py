@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from gateway import cli_mapping, report
+from gateway import cli_mapping, cli_run, report
 from mappings.x12.results import FileResult
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(cli_mapping.mapping_app, name="mapping")
 app.command()(cli_mapping.translate)
+cli_run.register(app)  # run, db upgrade, partners list, erp-sim
 
 EXIT_ACCEPTED, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
 # Files a folder argument expands to; anything else in a folder is left alone.

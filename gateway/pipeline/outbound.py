@@ -1,0 +1,141 @@
+"""The stages with an outside effect: deliver (an event to a destination) and ack (a file to a partner).
+
+Each is `(ctx, item) -> None` and spans two transactions around the effect: read what to
+send, send it with no transaction open (an ERP call may take seconds, and on SQLite an
+open write transaction would stop every other worker), then record the outcome and finish
+the item in one commit. A crash between the effect and the record repeats the effect
+once: the event id makes the ERP drop it, and the ack file has a fixed name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from canonical import envelope
+from canonical.errors import GatewayError, PermanentError
+from channels.base import DeliveryReceipt
+from gateway.pipeline import crash, parking
+from gateway.pipeline.context import Context
+from gateway.store import claims, db, receive
+from gateway.store.models import (
+    Acknowledgment,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    WorkItem,
+)
+from retry import policy
+
+log = logging.getLogger(__name__)
+Effect = Callable[[Context, WorkItem], None]
+
+
+class MissingDelivery(PermanentError):
+    """The work item names a delivery that is not in the store."""
+
+
+def deliver(ctx: Context, item: WorkItem) -> None:
+    """Write one event to one destination; record delivered, retry later, or dead-letter."""
+    worker = item.lease_owner or ""
+    with db.transaction(ctx.engine, write=False) as s:
+        delivery = s.get(Delivery, item.delivery_id) if item.delivery_id is not None else None
+        if delivery is None:
+            raise MissingDelivery(f"work item {item.id}: no delivery {item.delivery_id}")
+        row = s.scalars(select(Event).where(Event.event_id == delivery.event_id)).one()
+        status, destination, body = delivery.status, delivery.destination, row.envelope
+    if status != DeliveryStatus.PENDING:
+        with db.transaction(ctx.engine) as s:
+            claims.complete(s, worker, [item.id])  # delivered already: a replay of a done item
+        return
+    event = envelope.from_json(json.dumps(body), check_data=False)
+    started = db.utcnow()
+    receipt: DeliveryReceipt | None = None
+    error: BaseException | None = None
+    try:
+        receipt = ctx.output(destination).write(event)
+    except GatewayError as exc:
+        error = exc
+    except Exception as exc:  # an output's bug is retried, then parked
+        error = exc
+    if error is None:
+        crash.point("after_erp_2xx_before_record")
+    with db.transaction(ctx.engine) as s:
+        d = s.get(Delivery, item.delivery_id)
+        assert d is not None
+        d.attempts += 1
+        if receipt is not None:
+            d.status, d.delivered_at = DeliveryStatus.DELIVERED, db.utcnow()
+            d.last_status_code, d.last_error = receipt.status, None
+            claims.complete(s, worker, [item.id])
+            return
+        assert error is not None
+        d.last_error = f"{type(error).__name__}: {error}"
+        d.last_status_code = getattr(error, "status", None)
+        dest = ctx.settings.destinations.get(destination)
+        rule = dest.retry if dest else policy.RetryPolicy()
+        decision = policy.decide(rule, d.attempts, error, started, d.created_at)
+        if isinstance(decision, policy.Retry):
+            log.warning("delivery %s to %s, attempt %d: %s; next at %s", d.id, destination,
+                        d.attempts, d.last_error, decision.at.isoformat())
+            d.next_attempt_at = decision.at
+            claims.fail(s, worker, item.id, d.last_error, run_after=decision.at)
+            return
+        d.status = DeliveryStatus.DEAD
+        log.error("delivery %s to %s dead-lettered: %s", d.id, destination, decision.reason)
+        endpoint = getattr(ctx.outputs.get(destination), "endpoint", None)
+        parking.park(s, stage="deliver", reason=decision.reason, message_id=item.message_id,
+                     delivery_id=d.id, work_item_id=item.id,
+                     endpoint=f"{destination} ({endpoint})" if endpoint else destination,
+                     error=error, attempts=d.attempts)
+        claims.fail(s, worker, item.id, d.last_error)
+
+
+def ack(ctx: Context, item: WorkItem) -> None:
+    """Write the message's acknowledgments into the partner's outbox folder, then record them."""
+    worker = item.lease_owner or ""
+    with db.transaction(ctx.engine, write=False) as s:
+        rows = s.scalars(select(Acknowledgment).where(Acknowledgment.message_id == item.message_id)
+                         .order_by(Acknowledgment.id)).all()
+        files = [(r.id, r.partner, r.filename, receive.payload(s, r.payload_sha256)) for r in rows]
+    # Every one, sent or not: a replay rewrites the same files under the same names.
+    for _, partner, name, data in files:
+        write_atomically(ctx.settings.outbox_root / partner / name, data)
+    with db.transaction(ctx.engine) as s:
+        s.execute(update(Acknowledgment)
+                  .where(Acknowledgment.id.in_([f[0] for f in files]),
+                         Acknowledgment.sent_at.is_(None))
+                  .values(sent_at=db.utcnow()))
+        claims.complete(s, worker, [item.id])
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write a whole file or nothing under its name: temp file, fsync, rename, fsync the folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A dot name, so a partner's pick-up job never takes a half-written file.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            crash.point("during_ack_write")
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+EFFECTS: dict[str, Effect] = {"deliver": deliver, "ack": ack}

@@ -1,0 +1,44 @@
+"""Dead letters from the pipeline: the stage, the reason, the endpoint and the cause chain.
+
+The original bytes stay reachable through the message's payload, so a replay (a new work
+item of the same kind for the same message or delivery) starts from what was received.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway.store import db
+from gateway.store.models import DeadLetter
+
+
+def error_chain(error: BaseException | None) -> list[dict[str, Any]]:
+    """The error and its causes, outermost first, as the operator reads them."""
+    out: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen and len(out) < 10:
+        seen.add(id(error))
+        entry: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+        status = getattr(error, "status", None)
+        if isinstance(status, int):
+            entry["status"] = status
+        out.append(entry)
+        error = error.__cause__ or error.__context__
+    return out
+
+
+def park(session: Session, *, stage: str, reason: str, message_id: int | None = None,
+         delivery_id: int | None = None, work_item_id: int | None = None,
+         endpoint: str | None = None, error: BaseException | None = None,
+         attempts: int = 1, chain: list[dict[str, Any]] | None = None) -> DeadLetter:
+    """Park work for an operator, in the caller's transaction."""
+    now = db.utcnow()
+    row = DeadLetter(message_id=message_id, delivery_id=delivery_id, work_item_id=work_item_id,
+                     stage=stage, endpoint=endpoint, reason=reason[:10_000],
+                     error_chain=chain if chain is not None else error_chain(error),
+                     attempts=attempts, first_failed_at=now, last_failed_at=now)
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,119 @@
+"""The inbound folder channel: var/inbox/<partner>/ polled, each file received once, then archived.
+
+A file is taken once it has not changed for `stable_for` seconds (the partner may still
+be writing it). Its bytes are stored and its validate item enqueued in one transaction;
+only after that commit is the file moved to .done/. A crash in between leaves the file
+in place, and reading it again finds the same message (same partner, same bytes): no
+second message, no second effect. The partner is the folder's name; the validate stage
+checks the ISA sender against it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.pipeline import crash, parking
+from gateway.pipeline.context import Context
+from gateway.store import claims, db, receive
+
+log = logging.getLogger(__name__)
+
+DONE, REJECTED = ".done", ".rejected"
+# Names a writer uses while a file is incomplete; never taken.
+_PARTIAL = (".tmp", ".part", ".partial", ".filepart")
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What became of one file: a new message, a repeat of a known one, or refused."""
+
+    path: Path
+    outcome: str  # new, duplicate, refused
+    message_id: int | None = None
+
+
+class FolderInbox:
+    """Polls <root>/<partner>/ for every partner folder under root."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.root = ctx.settings.inbox_root
+
+    def prepare(self) -> None:
+        """Create the folder of every configured partner, so operators see where files go."""
+        for p in self.ctx.partners:
+            (self.root / p.id).mkdir(parents=True, exist_ok=True)
+
+    def candidates(self) -> Iterator[tuple[str, Path]]:
+        """(partner, file) for every file waiting in a partner folder, oldest name first."""
+        if not self.root.is_dir():
+            return
+        for folder in sorted(self.root.iterdir()):
+            if not folder.is_dir() or folder.name.startswith("."):
+                continue
+            for f in sorted(folder.iterdir()):
+                if f.is_file() and not f.name.startswith(".") and not f.name.endswith(_PARTIAL):
+                    yield folder.name, f
+
+    def waiting(self) -> int:
+        """How many files are in the folders (stable or not)."""
+        return sum(1 for _ in self.candidates())
+
+    def poll(self) -> list[Taken]:
+        """Take every stable file once."""
+        out = []
+        now = time.time()
+        for partner, f in self.candidates():
+            try:
+                if now - f.stat().st_mtime < self.ctx.settings.stable_for:
+                    continue  # still being written, perhaps
+                out.append(self.take(partner, f))
+            except FileNotFoundError:
+                continue  # moved away by another poller
+        return out
+
+    def take(self, partner: str, path: Path) -> Taken:
+        """Receive one file: store it and enqueue validate in one commit, then archive it."""
+        limit = self.ctx.settings.max_input_bytes
+        size = path.stat().st_size
+        channel = f"folder:{self.root / partner}"
+        if size > limit:
+            # Refused unread: the bytes are not kept, so the dead letter points at the file.
+            target = _archive(path, REJECTED)
+            with db.transaction(self.ctx.engine) as s:
+                parking.park(s, stage="validate", endpoint=channel,
+                             reason=f"too large: {path.name} has {size} bytes, the limit is "
+                                    f"{limit}; moved to {target}", chain=[])
+            log.warning("%s: too large (%d bytes > %d), moved to %s", path, size, limit, target)
+            return Taken(path, "refused")
+        data = path.read_bytes()
+        crash.point("after_download_before_commit")
+        with db.transaction(self.ctx.engine) as s:
+            got = receive.receive(s, partner=partner, channel=channel, source_name=path.name,
+                                  data=data)
+            if got.new:
+                claims.enqueue(s, "validate", message_id=got.message.id)
+            message_id = got.message.id
+        crash.point("after_commit_before_archive")
+        _archive(path, DONE)
+        log.info("%s: %s message %s", path, "new" if got.new else "repeat of", message_id)
+        return Taken(path, "new" if got.new else "duplicate", message_id)
+
+
+def _archive(path: Path, folder: str) -> Path:
+    """Move a file into a sibling folder, never over another file of the same name."""
+    target_dir = path.parent / folder
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / path.name
+    if target.exists():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        target = target_dir / f"{path.stem}.{stamp}{path.suffix}"
+    with contextlib.suppress(FileNotFoundError):
+        path.replace(target)
+    return target

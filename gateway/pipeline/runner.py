@@ -1,0 +1,162 @@
+"""`edigw run`: migrate the store, poll the inbound folders, keep N worker processes running.
+
+With once=True it takes every file now in the inboxes, works the queue until nothing is
+ready or running, and returns: for tests, demos and cron. Worker processes are started
+with spawn (no fork of a process holding database connections and threads), and one that
+dies is started again; its claimed item comes back when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from gateway.pipeline.context import Context
+from gateway.pipeline.receive import FolderInbox
+from gateway.pipeline.worker import Worker
+from gateway.store import db, migrate
+from gateway.store.models import (
+    Acknowledgment,
+    DeadLetter,
+    DeadLetterStatus,
+    Delivery,
+    DeliveryStatus,
+    Message,
+    WorkItem,
+    WorkStatus,
+)
+
+log = logging.getLogger(__name__)
+# How long --once waits for files still being written before it leaves them for next time.
+ONCE_STABLE_WAIT = 30.0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Where things stand in the store after a run."""
+
+    messages: int
+    delivered: int
+    pending_deliveries: int
+    dead_letters: int
+    acks_sent: int
+    waiting_items: int
+
+
+def run(config: str | None = None, *, workers: int | None = None, once: bool = False,
+        store_url: str | None = None, stop: threading.Event | None = None) -> Summary:
+    """Run the pipeline (until stop is set, or once until idle) and summarise the store."""
+    ctx = Context.load(config, store_url=store_url)
+    url = store_url or ctx.settings.store_url
+    migrate.upgrade(url)
+    count = workers or ctx.settings.workers.count
+    stop = stop or threading.Event()
+    inbox = FolderInbox(ctx) if ctx.settings.inbox_enabled else None
+    try:
+        if inbox is not None:
+            inbox.prepare()
+        _prepare_files(ctx)
+        if once:
+            if inbox is not None:
+                _drain_inbox(inbox)
+            if count == 1:
+                Worker(ctx).run(until_idle=True)
+            else:
+                procs = [_start(config, url, once=True) for _ in range(count)]
+                for p in procs:
+                    p.join()
+        else:
+            _serve(ctx, inbox, config, url, count, stop)
+        return summary(ctx)
+    finally:
+        ctx.close()
+
+
+def _prepare_files(ctx: Context) -> None:
+    # The embedded default writes under ./var/erp/, which a fresh clone does not have.
+    for dest in ctx.settings.destinations.values():
+        if dest.type == "file" and dest.config.get("path"):
+            Path(dest.config["path"]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _drain_inbox(inbox: FolderInbox) -> None:
+    deadline = time.monotonic() + inbox.ctx.settings.stable_for + ONCE_STABLE_WAIT
+    while True:
+        inbox.poll()
+        if not inbox.waiting() or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
+def _serve(ctx: Context, inbox: FolderInbox | None, config: str | None, url: str, count: int,
+           stop: threading.Event) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    procs = [_start(config, url, once=False) for _ in range(count)]
+    log.info("running: %d worker(s); inbox %s", count, inbox.root if inbox else "off")
+    try:
+        while not stop.is_set():
+            if inbox is not None:
+                try:
+                    inbox.poll()
+                except Exception:  # a bad poll must not stop the gateway; try again
+                    log.exception("polling %s failed", inbox.root)
+            for i, p in enumerate(procs):
+                if not p.is_alive():
+                    log.warning("worker %s exited with %s; starting another", p.pid, p.exitcode)
+                    procs[i] = _start(config, url, once=False)
+            stop.wait(ctx.settings.poll_interval)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker finishes its item and leaves
+        for p in procs:
+            p.join(timeout=ctx.settings.workers.lease_seconds)
+            if p.is_alive():
+                p.kill()
+                p.join()
+
+
+def _start(config: str | None, url: str, *, once: bool) -> BaseProcess:
+    proc = multiprocessing.get_context("spawn").Process(
+        target=worker_main, args=(config, url, once), name="edigw-worker")
+    proc.start()
+    return proc
+
+
+def worker_main(config: str | None, store_url: str, once: bool) -> None:
+    """A worker process: work until SIGTERM (or, once, until idle)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s "
+                        "%(name)s: %(message)s")
+    ctx = Context.load(config, store_url=store_url)
+    worker = Worker(ctx)
+    worker.install_signals()
+    try:
+        worker.run(until_idle=once)
+    finally:
+        ctx.close()
+
+
+def summary(ctx: Context) -> Summary:
+    """Counts from the store: messages, deliveries, parked dead letters, acks, waiting items."""
+    with db.transaction(ctx.engine, write=False) as s:
+        def count(model: type, *where: object) -> int:
+            return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+        return Summary(
+            messages=count(Message),
+            delivered=count(Delivery, Delivery.status == DeliveryStatus.DELIVERED),
+            pending_deliveries=count(Delivery, Delivery.status == DeliveryStatus.PENDING),
+            dead_letters=count(DeadLetter, DeadLetter.status == DeadLetterStatus.PARKED),
+            acks_sent=count(Acknowledgment, Acknowledgment.sent_at.is_not(None)),
+            waiting_items=count(WorkItem, WorkItem.status.in_((WorkStatus.PENDING,
+                                                               WorkStatus.CLAIMED))))

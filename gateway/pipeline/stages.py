@@ -1,0 +1,285 @@
+"""The transactional stages: validate (and acknowledge), map, route.
+
+Each is `(ctx, session, item) -> None` and runs in the worker's one transaction, which
+also completes the item: its input is read from the store and its output written there,
+so a crash before the commit leaves nothing half done. Each is safe to run again for the
+same input (a replay): interchanges, acknowledgments, events and deliveries are looked up
+before they are made, and the next stage is enqueued only once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from canonical.envelope import Event as CloudEvent
+from canonical.errors import PermanentError, X12ReadError
+from gateway.partners import Partner
+from gateway.pipeline import parking, routing
+from gateway.pipeline.context import Context
+from gateway.pipeline.queue import enqueue_once
+from gateway.store import db, receive
+from gateway.store.control_numbers import SessionControlNumbers
+from gateway.store.models import (
+    Acknowledgment,
+    Delivery,
+    DeliveryStatus,
+    Event,
+    Interchange,
+    InterchangeStatus,
+    Message,
+    MessageStatus,
+    WorkItem,
+)
+from mappings import translate
+from mappings.x12 import acks, validator
+from mappings.x12.reader import X12Reader
+from mappings.x12.results import InterchangeResult
+
+Stage = Callable[[Context, Session, WorkItem], None]
+# Interchanges whose sets go on to mapping: new ones, and quarantined ones an operator let through.
+PASSED = (InterchangeStatus.ACCEPTED, InterchangeStatus.RELEASED)
+
+
+class MissingInput(PermanentError):
+    """The work item names a message or delivery that is not in the store."""
+
+
+def message_of(session: Session, item: WorkItem) -> Message:
+    """The message a work item is about."""
+    msg = session.get(Message, item.message_id) if item.message_id is not None else None
+    if msg is None:
+        raise MissingInput(f"work item {item.id} ({item.kind}): no message {item.message_id}")
+    return msg
+
+
+def _park(session: Session, item: WorkItem, msg: Message, reason: str, *,
+          error: BaseException | None = None, dead: bool = True) -> None:
+    parking.park(session, stage=item.kind, reason=reason, message_id=msg.id,
+                 work_item_id=item.id, endpoint=f"partner:{msg.partner}", error=error,
+                 attempts=item.attempts)
+    if dead:
+        msg.status = MessageStatus.DEAD
+
+
+# ---- validate --------------------------------------------------------------------------
+
+def validate(ctx: Context, session: Session, item: WorkItem) -> None:
+    """Validate the message, record its interchanges, build their acks, enqueue map and ack."""
+    msg = message_of(session, item)
+    msg.stage, msg.status = "validate", MessageStatus.PROCESSING
+    data = receive.payload(session, msg.payload_sha256)
+    partner = ctx.partners.by_id.get(msg.partner)
+    if partner is None:
+        _park(session, item, msg, f"unknown partner {msg.partner!r}: no "
+              f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
+        return
+    result = validator.validate(data, path=msg.source_name,
+                                max_bytes=ctx.settings.max_input_bytes)
+    if not result.readable or not result.interchanges:
+        why = result.read_error or "no interchange (ISA) found"
+        _park(session, item, msg, f"cannot be read as X12: {why}")
+        return
+    problem = _sender_problem(ctx, partner, result.interchanges)
+    if problem:
+        # No acknowledgment either: we do not answer senders we do not know.
+        _park(session, item, msg, problem)
+        return
+    digests = interchange_digests(data)
+    earlier = session.scalars(select(Interchange).where(Interchange.message_id == msg.id)
+                              .order_by(Interchange.id)).all()
+    numbers = SessionControlNumbers(session, scope=f"partner:{partner.id}")
+    rejected: list[str] = []
+    held: list[str] = []
+    to_map = False
+    for n, ic in enumerate(result.interchanges):
+        row = (earlier[n] if len(earlier) == len(result.interchanges)
+               else _record(session, msg, ic, digests.get(n, msg.payload_sha256)))
+        if row.status == InterchangeStatus.DUPLICATE:
+            continue  # the same interchange came before: it has had its effect and its acks
+        if row.status not in PASSED:
+            held.append(f"interchange {ic.control_number} is {row.status}: the same ISA13 "
+                        f"came before with other content (interchange #{row.duplicate_of_id})")
+            continue
+        _acknowledge(session, msg, partner, ic, row, numbers)
+        if not ic.accepted:
+            rejected.append(f"interchange {ic.control_number}: TA1 {ic.ta1_ack_code} "
+                            f"{ic.ta1_note_code}: {_words(ic.errors)}")
+            continue
+        for group in ic.groups:
+            if group.is_acknowledgment:
+                continue
+            for s in group.sets:
+                if s.accepted:
+                    to_map = True
+                else:
+                    rejected.append(f"set {s.set_id} {ic.control_number}.{group.control_number}."
+                                    f"{s.control_number} (line {s.line}): "
+                                    f"{_words([*group.errors, *s.errors])}")
+    if session.scalar(select(Acknowledgment.id).where(Acknowledgment.message_id == msg.id,
+                                                      Acknowledgment.sent_at.is_(None)).limit(1)):
+        enqueue_once(session, "ack", message_id=msg.id)
+    if to_map:
+        enqueue_once(session, "map", message_id=msg.id)
+    if held:
+        _park(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
+        msg.status = MessageStatus.QUARANTINED
+    if rejected:
+        _park(session, item, msg, "rejected by validation: " + "; ".join(rejected[:20]),
+              dead=not to_map)
+    if not to_map and not held and not rejected:
+        msg.status = MessageStatus.DONE  # nothing to map: inbound acks, or duplicates only
+
+
+def _words(findings: list[Any]) -> str:
+    return "; ".join(f"{f.segment_id or f.level} (line {f.line}): {f.message}" if f.line
+                     else f.message for f in findings[:5]) or "rejected"
+
+
+def _sender_problem(ctx: Context, partner: Partner,
+                    interchanges: list[InterchangeResult]) -> str | None:
+    unknown, elsewhere = [], []
+    for ic in interchanges:
+        who = ctx.partners.find_by_sender(ic.sender_qualifier, ic.sender_id)
+        sender = f"{ic.sender_qualifier}:{ic.sender_id.strip()}"
+        if who is None:
+            unknown.append(sender)
+        elif who.id != partner.id:
+            elsewhere.append(f"{sender} is {who.id}")
+    if unknown:
+        return (f"unknown partner: ISA sender {', '.join(sorted(set(unknown)))} is not in "
+                f"{ctx.settings.partners_folder} (the file came in for {partner.id})")
+    if elsewhere:
+        return (f"sender of another partner: {', '.join(sorted(set(elsewhere)))}, but the "
+                f"file came in for {partner.id}")
+    return None
+
+
+def interchange_digests(data: bytes) -> dict[int, str]:
+    """A content hash of each interchange, by its place in the file, delimiters aside."""
+    hashes: list[Any] = []
+    try:
+        with X12Reader(data) as reader:
+            for seg in reader:
+                if seg.id == "ISA":
+                    hashes.append(hashlib.sha256())
+                if hashes:
+                    hashes[-1].update("\x1f".join(seg.fields).encode("utf-8", "replace") + b"\n")
+    except X12ReadError:
+        pass  # the validator has said what is wrong; hash what could be read
+    return {n: h.hexdigest() for n, h in enumerate(hashes)}
+
+
+def _record(session: Session, msg: Message, ic: InterchangeResult, digest: str) -> Interchange:
+    return receive.record_interchange(
+        session, message_id=msg.id, partner=msg.partner, sender_qualifier=ic.sender_qualifier,
+        sender_id=ic.sender_id, receiver_qualifier=ic.receiver_qualifier,
+        receiver_id=ic.receiver_id, isa13=ic.control_number, content=digest)
+
+
+def _acknowledge(session: Session, msg: Message, partner: Partner, ic: InterchangeResult,
+                 row: Interchange, numbers: SessionControlNumbers) -> None:
+    """Build and keep the interchange's TA1/997/999 once (a replay finds them made)."""
+    if session.scalar(select(Acknowledgment.id)
+                      .where(Acknowledgment.interchange_id == row.id).limit(1)):
+        return
+    batch = acks.build_acknowledgments(ic, numbers, db.utcnow())
+    for ack in batch:
+        digest = receive.store_payload(session, ack.text.encode("ascii"))
+        session.add(Acknowledgment(
+            message_id=msg.id, interchange_id=row.id, partner=partner.id, kind=ack.kind,
+            answers_interchange=ack.answers_interchange, answers_group=ack.answers_group,
+            control_number=ack.interchange_control_number, payload_sha256=digest,
+            filename=acks.ack_filename(ack)))
+    session.flush()
+
+
+# ---- map -------------------------------------------------------------------------------
+
+def map_(ctx: Context, session: Session, item: WorkItem) -> None:
+    """Map the accepted sets of the message into canonical events (schema-checked); enqueue route."""
+    msg = message_of(session, item)
+    msg.stage = "map"
+    partner = ctx.partners.by_id.get(msg.partner)
+    if partner is None:
+        raise MissingInput(f"unknown partner {msg.partner!r}")
+    passed = set(session.scalars(select(Interchange.isa13).where(
+        Interchange.message_id == msg.id, Interchange.status.in_(PASSED))))
+    refs = {k: str(v.resolve()) for k, v in partner.mappings.items()}
+    data = receive.payload(session, msg.payload_sha256)
+    # The event time is the arrival, not now, so that mapping again gives the same event.
+    results = translate.translate_x12(data, partner=partner.id, partners=refs,
+                                      time=msg.received_at)
+    made, failed = 0, []
+    for r in results:
+        if r.x12control.split(".")[0].strip() not in passed:
+            continue
+        if r.status == "translated" and r.event is not None:
+            store_event(session, msg, r.event)
+            made += 1
+        elif r.status == "failed":
+            failed.append(r)
+    if made:
+        enqueue_once(session, "route", message_id=msg.id)
+    if failed:
+        reason = "; ".join(f"set {r.set_id} {r.x12control} (line {r.line}): {r.reason}"
+                           for r in failed[:10])
+        _park(session, item, msg, f"mapping failed: {reason}", error=failed[0].error,
+              dead=not made)
+    elif not made:
+        msg.status = MessageStatus.DONE
+
+
+def store_event(session: Session, msg: Message, event: CloudEvent) -> None:
+    """Keep the event whole, once per id: a second mapping of the same set changes nothing."""
+    dialect = sqlite if db.is_sqlite(session) else postgresql
+    session.execute(dialect.insert(Event).values(
+        event_id=event.id, message_id=msg.id, type=event.type, partner=event.partner or msg.partner,
+        subject=event.subject, envelope=event.to_dict(), created_at=db.utcnow())
+        .on_conflict_do_nothing(index_elements=[Event.event_id]))
+
+
+# ---- route -----------------------------------------------------------------------------
+
+def route(ctx: Context, session: Session, item: WorkItem) -> None:
+    """One delivery per event and matching destination; enqueue deliver for each pending one."""
+    msg = message_of(session, item)
+    msg.stage = "route"
+    events = session.scalars(select(Event).where(Event.message_id == msg.id)
+                             .order_by(Event.id)).all()
+    dialect = sqlite if db.is_sqlite(session) else postgresql
+    unrouted = []
+    for ev in events:
+        targets = routing.destinations(ctx.settings.routes, ev.envelope)
+        if not targets:
+            unrouted.append(f"{ev.type} {ev.event_id}")
+            continue
+        for dest in targets:
+            session.execute(dialect.insert(Delivery).values(
+                event_id=ev.event_id, destination=dest, status=DeliveryStatus.PENDING,
+                attempts=0, next_attempt_at=db.utcnow(), created_at=db.utcnow(),
+                updated_at=db.utcnow())
+                .on_conflict_do_nothing(index_elements=[Delivery.event_id, Delivery.destination]))
+            delivery = session.scalars(select(Delivery).where(
+                Delivery.event_id == ev.event_id, Delivery.destination == dest)).one()
+            if delivery.status == DeliveryStatus.PENDING:
+                enqueue_once(session, "deliver", message_id=msg.id, delivery_id=delivery.id)
+    if unrouted:
+        _park(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
+              dead=len(unrouted) == len(events))
+    elif events:
+        msg.status = MessageStatus.DONE
+
+
+def mark_message(session: Session, message_id: int | None, status: str) -> None:
+    """Set a message's status (used when its last delivery settles)."""
+    if message_id is not None:
+        session.execute(update(Message).where(Message.id == message_id).values(status=status))
+
+
+TRANSACTIONAL: dict[str, Stage] = {"validate": validate, "map": map_, "route": route}
