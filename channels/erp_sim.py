@@ -33,7 +33,7 @@ def create_app(state: SimState) -> FastAPI:
     app = FastAPI(title="edigw ERP simulator", docs_url="/_sim/docs", openapi_url="/_sim/openapi.json")
 
     @app.post("/_sim/faults")
-    def set_faults(spec: FaultSpec) -> dict[str, Any]:
+    async def set_faults(spec: FaultSpec) -> dict[str, Any]:  # async: on_refuse needs the loop
         """Set the fault switch (mode none turns it off)."""
         state.set_fault(spec)
         if spec.mode == "refuse" and state.on_refuse is not None:
@@ -92,7 +92,7 @@ async def _receive(state: SimState, path: str, request: Request) -> JSONResponse
         if fault.mode == "400":
             return answer(400, "rejected")
         if fault.mode == "hang":
-            await _hold(state, fault.delay)
+            await _hold(state, fault.hold())
             return answer(503, "released")  # whoever still listens learns nothing was applied
     if len(body) > MAX_BODY:
         return answer(413, "too-large")
@@ -118,7 +118,7 @@ async def _receive(state: SimState, path: str, request: Request) -> JSONResponse
         return answer(200, "replayed", {"Idempotent-Replayed": "true"})
     try:
         if fault is not None and fault.mode == "slow":
-            await asyncio.sleep(fault.delay)  # the client may give up; the effect happens anyway
+            await asyncio.sleep(fault.hold())  # the client may give up; the effect happens anyway
         with state.lock:
             state.effects[key] = Effect(seq=len(state.effects) + 1, key=key, event_id=event_id,
                                         event_type=event_type, body_sha256=digest,
@@ -204,7 +204,11 @@ class _Runner:
 
     def _refuse(self) -> None:
         # Closing the listener is what makes connect() fail with ECONNREFUSED, as a down ERP.
+        # Closed here, on the loop, before the switch's answer goes out: the caller's next
+        # request is refused for sure. The restart then happens at uvicorn's own pace.
         if self.server is not None:
+            for listener in getattr(self.server, "servers", []):
+                listener.close()
             self.server.should_exit = True
 
 

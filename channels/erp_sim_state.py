@@ -21,13 +21,20 @@ class FaultSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Mode = Field("none", description="What to do to ERP requests while the switch is on.")
+    mode: Mode = Field("none", description="What ERP requests get while the switch is on: none,"
+                       " 503, 400, hang (no answer), slow (applied late), refuse (no listener).")
     retry_after: int | None = Field(None, ge=0, description="Retry-After seconds sent with 503.")
     count: int | None = Field(None, ge=1, description="Affect this many requests, then turn off.")
     seconds: float | None = Field(None, gt=0, description="Stay on this long, then turn off.")
-    delay: float = Field(1.0, ge=0, description="slow: seconds before the effect is applied;"
-                                                " hang: longest hold before giving up (default 1 h).")
+    delay: float | None = Field(None, ge=0, description="slow: seconds before the effect is"
+                                " applied (default 1); hang: longest hold (default 3600).")
     keys: list[str] | None = Field(None, description="Affect only these Idempotency-Keys.")
+
+    def hold(self) -> float:
+        """How long a slow request waits before its effect, or a hung one before letting go."""
+        if self.delay is not None:
+            return self.delay
+        return 3600.0 if self.mode == "hang" else 1.0
 
     @model_validator(mode="after")
     def _refuse_needs_seconds(self) -> FaultSpec:

@@ -80,7 +80,7 @@ def test_r6_hang_times_out_within_the_read_timeout(erp: SimulatorHandle) -> None
     with pytest.raises(errors.DeliveryTimeout, match="ReadTimeout") as caught:
         out.write(event())
     elapsed = time.monotonic() - started
-    assert 0.5 <= elapsed < 1.5
+    assert 0.5 <= elapsed < 2.5  # the margin is for a loaded CI machine, not for the adapter
     assert isinstance(caught.value, errors.TransientError)
     assert out.write(event()).status == 201  # the hang held one request only
     out.close()
@@ -89,7 +89,7 @@ def test_r6_hang_times_out_within_the_read_timeout(erp: SimulatorHandle) -> None
 
 def test_slow_erp_applies_after_the_timeout_and_the_retry_is_not_a_second_effect(
         erp: SimulatorHandle) -> None:
-    erp.set_fault("slow", count=1, delay=1.0)
+    erp.set_fault("slow", count=1, delay=2.0)
     out = output(erp.events_url, read_timeout=0.3)
     with pytest.raises(errors.DeliveryTimeout):
         out.write(event())  # the ERP goes on and applies it
@@ -107,15 +107,18 @@ def test_slow_erp_applies_after_the_timeout_and_the_retry_is_not_a_second_effect
 
 
 def test_concurrent_requests_for_one_key_see_409(erp: SimulatorHandle) -> None:
-    erp.set_fault("slow", count=1, delay=0.6)
+    erp.set_fault("slow", count=1, delay=1.0)
     results: list[object] = []
     first = threading.Thread(target=lambda: results.append(output(erp.events_url).write(event())))
     first.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while not erp.stats()["in_flight"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     with pytest.raises(errors.DeliveryUnavailable, match="409"):
         output(erp.events_url).write(event())
     first.join()
-    assert erp.stats()["effects"] == 1
+    assert len(results) == 1 and erp.stats()["effects"] == 1
 
 
 def test_r7_400_is_permanent_with_status_and_body(erp: SimulatorHandle) -> None:

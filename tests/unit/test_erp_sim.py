@@ -114,9 +114,9 @@ def test_a_counted_fault_turns_itself_off(sim: SimulatorHandle) -> None:
 
 
 def test_a_timed_fault_turns_itself_off(sim: SimulatorHandle) -> None:
-    sim.set_fault("400", seconds=0.3)
+    sim.set_fault("400", seconds=1.5)
     assert post(sim, "k").status_code == 400
-    time.sleep(0.4)
+    time.sleep(1.6)
     assert post(sim, "k").status_code == 201
 
 
@@ -130,12 +130,16 @@ def test_a_hung_request_is_let_go_when_the_faults_change(sim: SimulatorHandle) -
     answers: list[httpx.Response] = []
     hung = threading.Thread(target=lambda: answers.append(post(sim, "k")))
     hung.start()
-    time.sleep(0.3)
-    assert answers == [] and sim.stats()["requests"] == 1
+    deadline = time.monotonic() + 5
+    while sim.stats()["requests"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert answers == []
     started = time.monotonic()
     sim.set_fault("none")
     hung.join(timeout=5)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3  # at once, give or take a loaded machine
     assert answers[0].status_code == 503  # let go, nothing applied
     assert sim.stats()["effects"] == 0
 
