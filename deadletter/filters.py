@@ -15,6 +15,7 @@ STATUSES = ("parked", "replayed", "discarded")
 # Longer expressions are a mistake or an attack, never an operator's filter.
 MAX_EXPRESSION = 1000
 MAX_VALUES = 50
+MAX_VALUE_LENGTH = 200
 
 _DURATION = re.compile(r"^(?P<n>\d{1,6})(?P<unit>s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -100,6 +101,9 @@ def build(*, stages: list[str] | None = None, partners: list[str] | None = None,
             raise FilterError(f"{name}: at most {MAX_VALUES} values")
         if any(not v for v in given):
             raise FilterError(f"{name}: empty value")
+    texts = [*(partners or []), *(endpoints or []), reason or "", since or "", until or ""]
+    if any(len(t) > MAX_VALUE_LENGTH for t in texts):
+        raise FilterError(f"a filter value is longer than {MAX_VALUE_LENGTH} characters")
     if reason is not None and not reason.strip():
         raise FilterError("reason: give some text to look for")
     since_at = parse_time("since", since, now) if since else None

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from gateway import cli_mapping, cli_run, report
+from gateway import cli_dlq, cli_mapping, cli_run, report
 from mappings.x12.results import FileResult
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cli_mapping.mapping_app, name="mapping")
+app.add_typer(cli_dlq.operator_app)  # dlq, api-key, api
 app.command()(cli_mapping.translate)
 cli_run.register(app)  # run, db upgrade, partners list, erp-sim
 

@@ -1,0 +1,53 @@
+"""What the REST API and the operator commands need to know: store, keys, limits, mappings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateway.store import db
+
+GATEWAY_CONF = Path("conf/gateway.yaml")
+API_KEYS = Path("conf/api-keys.yaml")
+# Every request body the API takes is a small JSON object; a megabyte is generous.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Settings of one API process."""
+
+    store_url: str = db.DEFAULT_URL
+    api_keys_file: Path = API_KEYS
+    partners_dir: Path = Path("conf/partners")
+    mappings_root: Path = Path("mappings")
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    @classmethod
+    def from_env(cls, conf: Path = GATEWAY_CONF) -> ApiSettings:
+        """From conf/gateway.yaml, each overridable by an EDIGW_* environment variable."""
+        gw = gateway_conf(conf)
+        partners = gw.get("partners") or {}
+        env = os.environ.get
+        return cls(
+            store_url=env("EDIGW_STORE_URL") or (gw.get("store") or {}).get("url")
+            or db.DEFAULT_URL,
+            api_keys_file=Path(env("EDIGW_API_KEYS") or API_KEYS),
+            partners_dir=Path(env("EDIGW_PARTNERS_DIR") or partners.get("folder")
+                              or "conf/partners"),
+            mappings_root=Path(env("EDIGW_MAPPINGS_DIR") or partners.get("mappings")
+                               or "mappings"),
+            max_body_bytes=int(env("EDIGW_API_MAX_BODY") or MAX_BODY_BYTES))
+
+
+def gateway_conf(path: Path = GATEWAY_CONF) -> dict[str, Any]:
+    """conf/gateway.yaml as plain data (empty when there is none); its schema is checked
+    where the gateway runs, here only a few keys are read."""
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text("utf-8"))
+    return data if isinstance(data, dict) else {}

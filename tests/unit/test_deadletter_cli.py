@@ -1,0 +1,77 @@
+"""`edigw dlq` and `edigw api-key new` as an operator uses them: tables, JSON, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from gateway.api import keys
+from gateway.cli import app
+from gateway.store import db
+from gateway.store.models import Audit
+from tests import deadletter_support as seed
+from tests.store_support import migrated
+
+pytestmark = pytest.mark.unit
+runner = CliRunner()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    migrated(url).dispose()
+    return url
+
+
+def run(store: str, *args: str):
+    return runner.invoke(app, list(args), env={"EDIGW_STORE_URL": store, "USER": "ops", "LOGNAME": "ops", "COLUMNS": "200"})
+
+
+def test_list_show_replay_discard(store: str) -> None:
+    ids = seed.seed_many(db.make_engine(store), 3)
+    r = run(store, "dlq", "list", "--stage", "deliver", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert [i["id"] for i in json.loads(r.output)["items"]] == ids[::-1]
+    r = run(store, "dlq", "list", "--partner", "acme", "--since", "2024-03-01")
+    assert r.exit_code == 0 and "HTTP 422" in r.output and "erp:orders" in r.output
+    assert run(store, "dlq", "list", "--partner", "nobody").exit_code == 1
+    assert run(store, "dlq", "list", "--stage", "parse").exit_code == 2
+
+    r = run(store, "dlq", "show", str(ids[0]))
+    assert r.exit_code == 0, r.output
+    assert "DeliveryRejected" in r.output and "raw input" in r.output and "parked" in r.output
+    shown = json.loads(run(store, "dlq", "show", str(ids[0]), "-f", "json").output)
+    assert shown["raw"]["content"].startswith("ISA*acme*")
+    assert run(store, "dlq", "show", "999").exit_code == 1
+
+    r = run(store, "dlq", "replay", str(ids[0]), "--dry-run")
+    assert r.exit_code == 0 and "would-replay" in r.output, r.output
+    assert run(store, "dlq", "replay", str(ids[0])).exit_code == 2  # no reason
+    r = run(store, "dlq", "replay", str(ids[0]), "--reason", "ERP fixed")
+    assert r.exit_code == 0 and "replayed" in r.output and "work item" in r.output
+    assert run(store, "dlq", "replay", str(ids[0]), "--reason", "again").exit_code == 1
+    r = run(store, "dlq", "replay", "--filter", "stage=deliver partner=acme", "--reason", "x",
+            "-f", "json")
+    assert [o["result"] for o in json.loads(r.output)] == ["replayed", "replayed"]
+    assert run(store, "dlq", "replay", "--filter", "stage=deliver", "--reason", "x").exit_code == 1
+    assert run(store, "dlq", "replay", "--filter", "colour=red", "--reason", "x").exit_code == 2
+
+    assert run(store, "dlq", "discard", str(ids[0]), "--reason", "late").exit_code == 1
+    with db.transaction(db.make_engine(store), write=False) as s:
+        actors = {a.actor for a in s.scalars(select(Audit))}
+        assert actors == {"cli:ops"}
+
+
+def test_api_key_new_prints_the_key_once_and_its_hash_line() -> None:
+    r = runner.invoke(app, ["api-key", "new", "--role", "partner", "--partner", "acme"])
+    assert r.exit_code == 0, r.output
+    key = r.stdout.splitlines()[0]
+    assert key.startswith("edigw_") and len(key) > 40
+    assert f"sha256: {keys.hash_key(key)}, role: partner, partner: acme" in r.stderr
+    assert key not in r.stderr
+    bad = runner.invoke(app, ["api-key", "new", "--role", "partner"])
+    assert bad.exit_code == 2 and "needs the partner's id" in bad.stderr
