@@ -1,0 +1,39 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from gateway.api import problems, routes
+from gateway.api.keys import KeyRing
+from gateway.api.limits import BodyLimit
+from gateway.api.settings import ApiSettings
+from gateway.dry_run import Remapper
+from gateway.store import db
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """The REST API over the store settings name (OpenAPI docs at /docs)."""
+    settings = settings or ApiSettings.from_env()
+    app = FastAPI(
+        title="edi-gateway",
+        summary="Dead letters and message timelines. Send an API key as "
+                "`Authorization: Bearer <key>` or `X-API-Key`.",
+        version="1",
+    )
+    # Endpoints are plain `def`: FastAPI runs them in its thread pool, so the blocking
+    # database calls never stall the event loop.
+    app.state.settings = settings
+    app.state.engine = db.make_engine(settings.store_url)
+    app.state.keys = KeyRing(settings.api_keys_file)
+    app.state.remapper = Remapper(partners_dir=settings.partners_dir,
+                                  mappings_root=settings.mappings_root)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    problems.install(app)
+    app.include_router(routes.router)
+    return app
+
+
+def from_env() -> FastAPI:
+    """For `uvicorn --factory gateway.api.app:from_env`: settings from conf and environment."""
+    return create_app(ApiSettings.from_env())
