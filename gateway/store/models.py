@@ -189,8 +189,9 @@ class WorkItem(Base):
 
     __tablename__ = "work_items"
     __table_args__ = (
-        # The claim query: ready items of some kinds, oldest first.
-        Index("ix_work_items_ready", "status", "kind", "run_after"),
+        # The claim query: ready items of some kinds, oldest first (id breaks ties, and
+        # being in the index spares a sort of every tied row on each claim).
+        Index("ix_work_items_ready", "status", "kind", "run_after", "id"),
         # The reaper: claimed items whose lease ran out.
         Index("ix_work_items_lease", "status", "lease_expires_at"),
         NO_REUSE,

@@ -154,7 +154,7 @@ def upgrade() -> None:
         _fk("work_items", "delivery_id", "deliveries"),
         sqlite_autoincrement=True,
     )
-    _index("work_items", "status", "kind", "run_after", name="ix_work_items_ready")
+    _index("work_items", "status", "kind", "run_after", "id", name="ix_work_items_ready")
     _index("work_items", "status", "lease_expires_at", name="ix_work_items_lease")
     _index("work_items", "message_id")
     _index("work_items", "delivery_id")
