@@ -47,15 +47,33 @@ def now_after(seconds: float) -> datetime:
 
 # ---- worker processes (module-level so that a spawned process can import them) ----
 
-HOLDS_DDL = """CREATE TABLE holds (item BIGINT NOT NULL, worker TEXT NOT NULL,
-    held_from DOUBLE PRECISION NOT NULL, held_to DOUBLE PRECISION NOT NULL)"""
+HOLDS_DDL = ["""CREATE TABLE holds (id BIGSERIAL PRIMARY KEY, item BIGINT NOT NULL,
+    worker TEXT NOT NULL, held_from DOUBLE PRECISION NOT NULL,
+    held_to DOUBLE PRECISION NOT NULL)""", "CREATE INDEX holds_item ON holds (item)"]
+
+# Holds of one item that begin before the previous one ended (1 us of slack for float
+# rounding). Checking neighbours in start order is enough: if any two holds overlap,
+# some hold overlaps the one just before it.
+OVERLAPPING_HOLDS = """SELECT item, prev_worker, prev_to, worker, held_from FROM (
+    SELECT item, worker, held_from,
+           lag(held_to) OVER w AS prev_to, lag(worker) OVER w AS prev_worker
+    FROM holds WINDOW w AS (PARTITION BY item ORDER BY held_from, id)) AS h
+    WHERE held_from < prev_to - 0.000001"""
+
+
+def _clock() -> tuple[datetime, float]:
+    # The database keeps microseconds: round first, so the log and the leases agree.
+    now = datetime.now(UTC)
+    return now, now.timestamp()
 
 
 def hold_worker(url: str, worker: str, lease: float, batch: int, slow_every: int) -> int:
     """Claim and complete items until none is left, logging each hold; the items completed.
 
-    Every slow_every-th item sleeps past its lease without heartbeating, so that other
-    workers take it back and this one's completion must fail: the case R9 is about.
+    Now and then (one batch in slow_every) it sleeps past its lease without heartbeating,
+    so that other workers take the batch back and this one's completion must fail: the
+    case R9 is about. Each hold is logged in the transaction of its claim, and its end
+    in the transaction of its completion, so the log says what the database decided.
     """
     engine = db.make_engine(url)
     rng = random.Random(worker)
@@ -63,12 +81,13 @@ def hold_worker(url: str, worker: str, lease: float, batch: int, slow_every: int
     idle = 0
     while idle < 20:
         with db.transaction(engine) as s:
-            now = time.time()
-            got = claims.claim(s, ["r9"], worker, lease, batch,
-                               now=datetime.fromtimestamp(now, UTC))
-            for item in got:
-                s.execute(text("INSERT INTO holds VALUES (:i, :w, :f, :t)"),
-                          {"i": item.id, "w": worker, "f": now, "t": now + lease})
+            now, claimed_at = _clock()
+            got = claims.claim(s, ["r9"], worker, lease, batch, now=now)
+            if got:
+                s.execute(text("INSERT INTO holds (item, worker, held_from, held_to) "
+                               "VALUES (:i, :w, :f, :t)"),
+                          [{"i": i.id, "w": worker, "f": claimed_at, "t": claimed_at + lease}
+                           for i in got])
         if not got:
             idle += 1
             time.sleep(0.05)
@@ -78,17 +97,15 @@ def hold_worker(url: str, worker: str, lease: float, batch: int, slow_every: int
             time.sleep(lease * 1.5)
         try:
             with db.transaction(engine) as s:
-                done_at = time.time()
-                claims.complete(s, worker, [i.id for i in got],
-                                now=datetime.fromtimestamp(done_at, UTC))
-                # The hold ends now, in the same commit as the completion; a hold whose
-                # completion fails keeps its lease's end as its end.
-                s.execute(text("UPDATE holds SET held_to = :t WHERE worker = :w AND "
-                               "item IN (" + ",".join(str(i.id) for i in got) + ") "
-                               "AND held_to > :t"), {"t": done_at, "w": worker})
+                now, ts = _clock()
+                claims.complete(s, worker, [i.id for i in got], now=now)
+                # Its end is the completion, even past an expired lease nobody took back.
+                s.execute(text("UPDATE holds SET held_to = :t WHERE worker = :w "
+                               "AND item = ANY(:ids) AND held_from = :f"),
+                          {"t": ts, "w": worker, "ids": [i.id for i in got], "f": claimed_at})
             completed += len(got)
         except claims.LeaseLost:
-            pass
+            pass  # rolled back; the hold ended when its lease did
     engine.dispose()
     return completed
 

@@ -33,5 +33,6 @@ def test_r3_a_killed_workers_item_is_taken_back_and_a_live_one_never(tmp_path: P
     assert got["live_id"] not in got["taken"]
     assert got["live_exit"] == 0 and got["live_status"] == "done"
     assert got["live_owner"] == "live"
-    # Within the lease (plus polling and start-up slack) of the kill.
-    assert 0 < got["taken"][got["dead_id"]] <= lease + 1.0
+    # Not before its lease ran out (heartbeats every lease/4 until the kill), and soon after
+    # (polling and a loaded machine's slack).
+    assert lease * 0.5 <= got["taken"][got["dead_id"]] <= lease + 2.0
