@@ -1,0 +1,168 @@
+"""File in, ERP out: `edigw run --once` on files dropped into partners' inboxes (issue #4).
+
+Each scenario runs on SQLite with one worker; the last ones again on PostgreSQL with two
+worker processes (skipped locally without PostgreSQL, required in CI).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from canonical import envelope
+from channels.erp_sim import running_simulator
+from tests.integration.conftest import pg_dsn, pg_url  # noqa: F401 - fixtures
+from tests.pipeline_support import SAMPLES, Site
+
+pytestmark = pytest.mark.acceptance
+
+ACME = SAMPLES / "acme-850-4010.edi"
+GLOBEX = sorted(SAMPLES.glob("globex-*.edi"))
+
+
+def _check_event(event: dict, partner: str) -> None:
+    """Schema-valid, and its id is the one the control numbers give."""
+    parsed = envelope.from_json(json.dumps(event))  # checks the envelope and the data
+    keys = envelope.x12_keys(event["x12control"])
+    assert parsed.id == envelope.event_id(partner, parsed.event_type, keys)
+    assert parsed.partner == partner
+
+
+def test_a_dropped_file_becomes_one_event_and_a_997(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.drop("acme", ACME)
+    out = site.run()
+    events = site.events()
+    assert len(events) == 1, out
+    _check_event(events[0], "acme")
+    assert events[0]["type"] == "com.edi-gateway.purchase_order.v1"
+    acks = site.acks("acme")
+    [ack997] = [a for a in acks if a.name.startswith("997_")]
+    text = ack997.read_text("ascii")
+    assert "AK1*PO*1001~" in text and "AK5*A~" in text and "AK9*A*1*1*1~" in text
+    assert not (tmp_path / "var" / "inbox" / "acme" / ACME.name).exists()
+    assert (tmp_path / "var" / "inbox" / "acme" / ".done" / ACME.name).exists()
+    assert site.dead_letters() == []
+    assert "delivered 1" in out
+
+
+def test_the_same_file_again_or_renamed_has_no_second_effect(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.drop("acme", ACME)
+    site.run()
+    first = site.events()
+    acks = site.acks("acme")
+    site.drop("acme", ACME)
+    site.drop("acme", ACME, name="copy-of-po.edi")
+    site.run()
+    assert site.events() == first
+    assert site.acks("acme") == acks  # no second 997 for the same group
+    assert site.dead_letters() == []
+
+
+def test_every_sample_of_every_partner(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.drop("acme", ACME)
+    for f in GLOBEX:
+        site.drop("globex", f)
+    site.run()
+    events = site.events()
+    assert sorted(e["type"].split(".")[2] for e in events) == [
+        "invoice", "po_acknowledgment", "purchase_order", "ship_notice"]
+    for e in events:
+        _check_event(e, e["partner"])
+    names = [a.name[:4] for a in site.acks("globex")]
+    assert names.count("997_") == 2 and names.count("999_") == 1  # 004010 x2, 005010 x1
+
+
+def test_a_rejected_file_is_dead_lettered_at_validate_with_its_reason(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.drop("acme", SAMPLES / "broken" / "acme-850-4010-errors.edi")
+    site.drop("acme", b"this is not X12 at all\n", name="garbage.edi")
+    site.run()
+    assert site.events() == []
+    letters = {d.reason.split(":")[0]: d for d in site.dead_letters()}
+    rejected = letters["rejected by validation"]
+    assert rejected.stage == "validate" and rejected.message_id is not None
+    assert "PO102" in rejected.reason
+    unreadable = letters["cannot be read as X12"]
+    assert unreadable.stage == "validate" and unreadable.message_id is not None
+    # The partner still hears why: a 997 with AK5 R for the rejected set.
+    [ack] = [a for a in site.acks("acme") if a.name.startswith("997_")]
+    assert "AK5*R" in ack.read_text("ascii")
+
+
+def test_an_unknown_sender_is_dead_lettered_with_its_ids(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    stranger = ACME.read_bytes().replace(b"ZZ*ACMERETAIL     *", b"ZZ*STRANGERCO     *", 1)
+    site.drop("acme", stranger, name="from-a-stranger.edi")
+    site.run()
+    [letter] = site.dead_letters()
+    assert letter.stage == "validate"
+    assert letter.reason.startswith("unknown partner")
+    assert "ZZ:STRANGERCO" in letter.reason
+    assert site.events() == [] and site.acks("acme") == []  # strangers get no 997
+
+
+def test_the_same_isa13_with_other_content_is_quarantined(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.drop("acme", ACME)
+    site.run()
+    changed = ACME.read_bytes().replace(b"BEG*00*SA*4500012345", b"BEG*00*SA*4500099999")
+    site.drop("acme", changed, name="same-isa13.edi")
+    site.run()
+    assert len(site.events()) == 1
+    [letter] = site.dead_letters()
+    assert letter.stage == "validate" and letter.reason.startswith("quarantined")
+    assert "000001001" in letter.reason
+
+
+def test_too_large_is_refused_unread(tmp_path: Path) -> None:
+    site = Site(tmp_path, limits={"max_input_bytes": 100})
+    site.drop("acme", ACME)
+    site.run()
+    [letter] = site.dead_letters()
+    assert letter.reason.startswith("too large") and letter.message_id is None
+    assert (tmp_path / "var" / "inbox" / "acme" / ".rejected" / ACME.name).exists()
+
+
+def _http_site(root: Path, url: str, store_url: str | None = None) -> Site:
+    return Site(root, store_url=store_url,
+                destinations={"erp": {"type": "http", "config": {"url": url}}})
+
+
+def test_over_http_each_event_is_applied_once(tmp_path: Path) -> None:
+    with running_simulator() as sim:
+        site = _http_site(tmp_path, sim.events_url)
+        site.drop("acme", ACME)
+        for f in GLOBEX:
+            site.drop("globex", f)
+        site.run()
+        site.drop("acme", ACME, name="again.edi")
+        site.run()
+        stats = sim.stats()
+        assert len(sim.effects()) == 4, stats
+        assert len({e["key"] for e in sim.effects()}) == 4
+
+
+@pytest.mark.integration
+def test_on_postgresql_with_two_workers(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    with running_simulator() as sim:
+        site = _http_site(tmp_path, sim.events_url, store_url=pg_url)
+        site.drop("acme", ACME)
+        for f in GLOBEX:
+            site.drop("globex", f)
+        # Its own ISA13: the broken sample shares the good one's, which would quarantine it.
+        broken = (SAMPLES / "broken" / "acme-850-4010-errors.edi").read_bytes()
+        site.drop("acme", broken.replace(b"000001001", b"000009001"), name="broken.edi")
+        stranger = ACME.read_bytes().replace(b"ZZ*ACMERETAIL     *", b"ZZ*STRANGERCO     *", 1)
+        site.drop("globex", stranger, name="stranger.edi")
+        out = site.run("--workers", "2")
+        site.drop("acme", ACME, name="again.edi")
+        site.run("--workers", "2")
+        assert len(sim.effects()) == 4, (out, sim.stats())
+        reasons = sorted(d.reason.split(":")[0] for d in site.dead_letters())
+        assert reasons == ["rejected by validation", "unknown partner"]
+        assert len([a for a in site.acks("acme") if a.name.startswith("997_")]) == 2
