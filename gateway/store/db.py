@@ -50,7 +50,9 @@ def make_engine(url: str | URL | None = None, *, busy_timeout: float = BUSY_TIME
         # pool_pre_ping: a worker outliving a PostgreSQL restart gets a fresh connection
         # instead of failing its next step on a dead one.
         kwargs.setdefault("pool_pre_ping", True)
-        return sa.create_engine(url, **kwargs)
+        engine = sa.create_engine(url, **kwargs)
+        event.listen(engine, "begin", _begin_server)
+        return engine
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, **kwargs)
@@ -62,6 +64,12 @@ def is_sqlite(bind: Engine | Connection | Session) -> bool:
     """Whether bind talks to SQLite."""
     engine = bind.get_bind() if isinstance(bind, Session) else bind
     return engine.dialect.name == "sqlite"
+
+
+def _begin_server(conn: Connection) -> None:
+    # A read step that writes fails here too, so the mistake shows on either backend.
+    if not conn.get_execution_options().get(_WRITE, True):
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 def _tune_sqlite(engine: Engine, busy_timeout: float, locked_retry_for: float) -> None:

@@ -43,6 +43,13 @@ def test_the_migrated_schema_equals_the_models(engine: Engine, pg_url: str) -> N
     assert migrate.current(pg_url) == migrate.head()
 
 
+def test_a_read_step_cannot_write(engine: Engine) -> None:
+    with pytest.raises(Exception, match="read-only"), db.transaction(engine, write=False) as s:
+        claims.enqueue(s, "parse")
+    with db.transaction(engine) as s:  # and the pooled connection writes again afterwards
+        claims.enqueue(s, "parse")
+
+
 def test_two_processes_upgrading_at_once_both_succeed(pg_url: str) -> None:
     with spawn().Pool(2) as pool:
         pool.map(migrate.upgrade, [pg_url, pg_url])
