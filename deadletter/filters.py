@@ -18,6 +18,7 @@ MAX_VALUES = 50
 MAX_VALUE_LENGTH = 200
 
 _DURATION = re.compile(r"^(?P<n>\d{1,6})(?P<unit>s|m|h|d|w)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _TERM = re.compile(r"^(?P<key>[a-z_]+)(?P<op>~|=)(?P<value>.*)$", re.DOTALL)
 _KEYS = {
@@ -104,6 +105,9 @@ def build(*, stages: list[str] | None = None, partners: list[str] | None = None,
     texts = [*(partners or []), *(endpoints or []), reason or "", since or "", until or ""]
     if any(len(t) > MAX_VALUE_LENGTH for t in texts):
         raise FilterError(f"a filter value is longer than {MAX_VALUE_LENGTH} characters")
+    # No partner id, stage or reason holds control characters; PostgreSQL refuses NUL.
+    if any(_CONTROL.search(t) for t in texts):
+        raise FilterError("a filter value holds control characters")
     if reason is not None and not reason.strip():
         raise FilterError("reason: give some text to look for")
     since_at = parse_time("since", since, now) if since else None

@@ -19,13 +19,16 @@ router = APIRouter()
 # Ids are 64-bit in the store; a larger number is answered 422, not a database error.
 Id = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Values = Annotated[list[str], Query(max_length=filters.MAX_VALUES)]
+# PostgreSQL text cannot hold NUL: refused as bad input, not met as a database error.
+NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str | None, Query(max_length=filters.MAX_VALUE_LENGTH)]
 
 
 class ReplayOne(BaseModel):
     """Replay one dead letter."""
 
-    reason: str | None = Field(None, max_length=2000, description="Why; required unless dry_run")
+    reason: str | None = Field(None, max_length=2000, pattern=NO_NUL,
+                               description="Why; required unless dry_run")
     dry_run: bool = Field(False, description="Show what would happen; change nothing")
 
 
@@ -41,7 +44,7 @@ class ReplayMany(ReplayOne):
 class Discard(BaseModel):
     """Discard one dead letter."""
 
-    reason: str = Field(..., min_length=1, max_length=2000)
+    reason: str = Field(..., min_length=1, max_length=2000, pattern=NO_NUL)
 
 
 def _engine(request: Request) -> Any:

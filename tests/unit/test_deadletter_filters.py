@@ -54,6 +54,8 @@ def test_an_empty_expression_selects_every_parked_letter() -> None:
     ("message=99999999999999999999", "no such message id"),
     ("since=1h until=2h", "must be before until"),
     ("x" * 1001, "longer than 1000"),
+    ("partner=" + "a" * 201, "longer than 200"),
+    ("partner=ac\x00me", "control characters"),
 ])
 def test_errors_say_what_is_wrong(expression: str, says: str) -> None:
     with pytest.raises(FilterError, match=None) as caught:
