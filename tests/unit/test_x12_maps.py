@@ -91,3 +91,57 @@ def test_segments_checked_against_bots_records() -> None:
                    "LH1": 11, "LH2": 11, "LH4": 12, "IT8": 27, "CSH": 10, "TD5": 15}.items():
         assert len(segs["4010"][seg].refs) == n, seg
     assert segs["4010"]["PO4"].syntax[:2] == ["P0203", "C0506"]
+
+
+# -- 005010 structures (bots-edi/bots-grammars x12/5010/<set>005010.py) -----------------
+
+def _only_set(set_id: str, fic: str, version: str, body: list[str]):
+    from mappings.x12 import validator
+
+    icvn, rep = ("00501", "^") if version.startswith("005") else ("00401", "U")
+    isa = ("ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *261120*0930*"
+           f"{rep}*{icvn}*000000001*0*P*>")
+    segs = [isa, f"GS*{fic}*SENDER*RECEIVER*20261120*0930*1*X*{version}", f"ST*{set_id}*0001",
+            *body, f"SE*{len(body) + 2}*0001", "GE*1*1", "IEA*1*000000001"]
+    result = validator.validate(("~\n".join(segs) + "~\n").encode())
+    assert result.readable, result.read_error
+    (s,) = result.sets()
+    return s
+
+
+FIVE_THOUSAND_TEN_ONLY = {
+    # N9 loop's MTX (005010 replaced MSG by MTX; at 004010 MTX is only in the ADV loop)
+    "850": ("PO", ["BEG*00*SA*4500012345**20261120", "N9*L1*NOTES", "MTX**Ship complete",
+                   "PO1*1*24*EA*4.25**BP*ACME-1001", "CTT*1"]),
+    "855": ("PR", ["BAK*00*AC*4500012345*20261120", "N9*L1*NOTES", "MTX**Acknowledged",
+                   "PO1*1*24*EA*4.25**BP*ACME-1001", "CTT*1"]),
+    # AT9 in the TD3 loop (TD3 is a plain segment at 004010, AT9 unknown there)
+    "856": ("SH", ["BSN*00*SHIP1*20261120*0930", "HL*1**S", "TD3*TL**TRLR1",
+                   "AT9*05300*110*102", "HL*2*1*I", "LIN**BP*ACME-1001", "SN1**24*EA",
+                   "CTT*2"]),
+    # CRC in the header (004010 has CRC only inside the IT1 loop)
+    "810": ("IN", ["BIG*20261120*INV1", "CRC*ZZ*Y*01", "IT1*1*24*EA*4.25**BP*ACME-1001",
+                   "TDS*10200", "CTT*1"]),
+}
+
+
+@pytest.mark.parametrize("set_id", sorted(FIVE_THOUSAND_TEN_ONLY))
+def test_a_five_thousand_ten_structure_is_accepted_at_5010_and_rejected_at_4010(set_id: str) -> None:
+    fic, body = FIVE_THOUSAND_TEN_ONLY[set_id]
+    at_5010 = _only_set(set_id, fic, "005010", body)
+    assert at_5010.map_name == f"{set_id}.5010"
+    assert at_5010.ack_code == "A", at_5010.findings
+    at_4010 = _only_set(set_id, fic, "004010", body)
+    assert at_4010.map_name == f"{set_id}.4010"
+    assert at_4010.ack_code == "R"
+    new_seg = {"850": "MTX", "855": "MTX", "856": "AT9", "810": "CRC"}[set_id]
+    assert [f.segment_id for f in at_4010.findings if f.level == "segment"] == [new_seg]
+
+
+def test_new_5010_segments_match_records005010() -> None:
+    segs = mapgen.load_segments()
+    # element counts per bots-edi/bots-grammars x12/5010/records005010.py (6c1d8a54)
+    for seg, n in {"MTX": 6, "IN2": 3, "EFI": 16, "AT9": 8, "CRC": 7}.items():
+        assert len(segs["5010"][seg].refs) == n, seg
+    assert [r.num for r in segs["5010"]["MTX"].refs] == ["363", "1551", "1551", "934", "1470", "819"]
+    assert len(segs["4010"]["MTX"].refs) == 4
