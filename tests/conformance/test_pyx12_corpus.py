@@ -25,6 +25,15 @@ EXPECTED_REJECTIONS = {
     "850/bots-4010-plus-subsep-two-groups.edi":
         "both groups use GS06 5 and ST02 000000001 repeats inside a group: control "
         "numbers must be unique",
+    "850/bots-4010-space-after-term-single-line.edi":
+        "the second PO has DTM*037*19980205***19, the pre-004010 DTM layout (Century in "
+        "DTM05); at 004010 DTM05 is element 1250 and syntax note P0506 then requires DTM06",
+    "850/bots-4010-wrapped-80col-crlf.edi":
+        "the second PO has DTM*037*19980205***19, the pre-004010 DTM layout (Century in "
+        "DTM05); at 004010 DTM05 is element 1250 and syntax note P0506 then requires DTM06",
+    "850/bots-4010-wrapped-80col-lf.edi":
+        "the second PO has DTM*037*19980205***19, the pre-004010 DTM layout (Century in "
+        "DTM05); at 004010 DTM05 is element 1250 and syntax note P0506 then requires DTM06",
     "855/oopfactory-adobe-cr-term.edi":
         "N301 '5555 161TH AVE ' ends in a space: trailing spaces of AN elements must be "
         "suppressed",
