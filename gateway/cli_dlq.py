@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import exc as sa_exc
 
 from canonical.errors import GatewayError
 from deadletter import filters
@@ -40,6 +43,22 @@ def _fail(command: str, message: str, code: int = EXIT_ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
+@contextlib.contextmanager
+def _store_errors(command: str) -> Iterator[None]:
+    """Errors as one line: exit 1 for a missing dead letter, 2 for the rest (bad input,
+    an unreachable or unmigrated store)."""
+    try:
+        yield
+    except deadletters.NotFound as exc:
+        raise _fail(command, str(exc), EXIT_NOTHING) from exc
+    except GatewayError as exc:
+        raise _fail(command, str(exc)) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise _fail(command, f"the store cannot be read ({first}); is the URL right and the "
+                    "store upgraded (edigw db upgrade)?") from exc
+
+
 def _check_format(format: str) -> None:
     if format not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
@@ -66,13 +85,11 @@ def list_(
 ) -> None:
     """List dead letters, newest first; exit 1 when none matches."""
     _check_format(format)
-    try:
+    with _store_errors("list"):
         flt = filters.build(partners=partner, stages=stage, since=since, reason=reason,
                             statuses=status.split(","))
         with db.transaction(_engine(store), write=False) as s:
             page = deadletters.list_page(s, flt, limit=limit, before=before)
-    except GatewayError as exc:
-        raise _fail("list", str(exc)) from exc
     if format == "json":
         _json({"items": page.items, "next_before": page.next_before})
     else:
@@ -99,13 +116,8 @@ def show(
 ) -> None:
     """Show one dead letter: error chain, raw input and the message's timeline."""
     _check_format(format)
-    try:
-        with db.transaction(_engine(store), write=False) as s:
-            got = deadletters.show(s, dead_letter_id)
-    except deadletters.NotFound as exc:
-        raise _fail("show", str(exc), EXIT_NOTHING) from exc
-    except GatewayError as exc:
-        raise _fail("show", str(exc)) from exc
+    with _store_errors("show"), db.transaction(_engine(store), write=False) as s:
+        got = deadletters.show(s, dead_letter_id)
     if format == "json":
         _json(got)
         return
@@ -152,14 +164,12 @@ def replay(
     engine = _engine(store)
     remapper = Remapper(partners_dir=partners_dir or settings.partners_dir,
                         mappings_root=mappings_dir or settings.mappings_root)
-    try:
+    with _store_errors("replay"):
         if filter:
             with db.transaction(engine, write=False) as s:
                 ids = deadletters.matching_ids(s, filters.parse(filter))
         outcomes = deadletters.replay(engine, ids or [], actor=audit.cli_actor(),
                                       reason=reason, dry_run=dry_run, remapper=remapper)
-    except GatewayError as exc:
-        raise _fail("replay", str(exc)) from exc
     if format == "json":
         _json([o.to_dict() for o in outcomes])
     else:
@@ -196,11 +206,9 @@ def discard(
     store: StoreUrl = None,
 ) -> None:
     """Discard a parked dead letter for good; exit 1 when there was none to discard."""
-    try:
+    with _store_errors("discard"):
         out = deadletters.discard(_engine(store), dead_letter_id, actor=audit.cli_actor(),
                                   reason=reason)
-    except GatewayError as exc:
-        raise _fail("discard", str(exc)) from exc
     typer.echo(f"{out.dead_letter_id}: {out.result}: {out.detail}")
     if not out.done:
         raise typer.Exit(EXIT_NOTHING)
