@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from gateway import settings
 from gateway.store import db
 
 GATEWAY_CONF = Path("conf/gateway.yaml")
@@ -29,25 +27,13 @@ class ApiSettings:
 
     @classmethod
     def from_env(cls, conf: Path = GATEWAY_CONF) -> ApiSettings:
-        """From conf/gateway.yaml, each overridable by an EDIGW_* environment variable."""
-        gw = gateway_conf(conf)
-        partners = gw.get("partners") or {}
+        """From conf/gateway.yaml (checked by gateway.settings, the one loader), each value
+        overridable by an EDIGW_* environment variable."""
+        gw = settings.load(conf if conf.is_file() else None)
         env = os.environ.get
         return cls(
-            store_url=env("EDIGW_STORE_URL") or (gw.get("store") or {}).get("url")
-            or db.DEFAULT_URL,
+            store_url=env("EDIGW_STORE_URL") or gw.store_url,
             api_keys_file=Path(env("EDIGW_API_KEYS") or API_KEYS),
-            partners_dir=Path(env("EDIGW_PARTNERS_DIR") or partners.get("folder")
-                              or "conf/partners"),
-            mappings_root=Path(env("EDIGW_MAPPINGS_DIR") or partners.get("mappings")
-                               or "mappings"),
+            partners_dir=Path(env("EDIGW_PARTNERS_DIR") or gw.partners_folder),
+            mappings_root=Path(env("EDIGW_MAPPINGS_DIR") or gw.mappings_root),
             max_body_bytes=int(env("EDIGW_API_MAX_BODY") or MAX_BODY_BYTES))
-
-
-def gateway_conf(path: Path = GATEWAY_CONF) -> dict[str, Any]:
-    """conf/gateway.yaml as plain data (empty when there is none); its schema is checked
-    where the gateway runs, here only a few keys are read."""
-    if not path.is_file():
-        return {}
-    data = yaml.safe_load(path.read_text("utf-8"))
-    return data if isinstance(data, dict) else {}
