@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from canonical.errors import OutboundDataError
 from gateway.store import db
 from gateway.store.models import ControlNumber
-from mappings.x12.control_numbers import KINDS
+from mappings.x12.control_numbers import KINDS, Sequences
 from mappings.x12.writer import MAX_CONTROL_NUMBER
 
 
@@ -37,7 +37,7 @@ def take(session: Session, scope: str, kind: str, start: int = 1) -> int:
     return int(row)
 
 
-class StoreControlNumbers:
+class StoreControlNumbers(Sequences):
     """The mappings.x12 ControlNumbers protocol on the control_numbers table.
 
     Each number is taken in a transaction of its own and committed before it is
@@ -55,17 +55,8 @@ class StoreControlNumbers:
         with db.transaction(self.engine) as session:
             return take(session, self.scope, kind, self._start)
 
-    def next_interchange(self) -> int:
-        return self._take("interchange")
 
-    def next_group(self) -> int:
-        return self._take("group")
-
-    def next_set(self) -> int:
-        return self._take("set")
-
-
-class SessionControlNumbers:
+class SessionControlNumbers(Sequences):
     """The ControlNumbers protocol inside one open transaction (the validate stage's).
 
     The numbers commit with the acknowledgments that use them; a rollback gives them back,
@@ -76,11 +67,5 @@ class SessionControlNumbers:
     def __init__(self, session: Session, scope: str = "default", start: int = 1) -> None:
         self.session, self.scope, self._start = session, scope, start
 
-    def next_interchange(self) -> int:
-        return take(self.session, self.scope, "interchange", self._start)
-
-    def next_group(self) -> int:
-        return take(self.session, self.scope, "group", self._start)
-
-    def next_set(self) -> int:
-        return take(self.session, self.scope, "set", self._start)
+    def _take(self, kind: str) -> int:
+        return take(self.session, self.scope, kind, self._start)

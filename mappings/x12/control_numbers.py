@@ -43,17 +43,11 @@ def _advance(last: int, kind: str) -> int:
     return n
 
 
-class MemoryControlNumbers:
-    """Control numbers kept in memory: for tests and one-off runs."""
-
-    def __init__(self, start: int = 1) -> None:
-        self._last = dict.fromkeys(KINDS, start - 1)
-        self._lock = threading.Lock()
+class Sequences:
+    """The ControlNumbers methods over one `_take(kind)`, shared by every backing store."""
 
     def _take(self, kind: str) -> int:
-        with self._lock:
-            self._last[kind] = _advance(self._last[kind], kind)
-            return self._last[kind]
+        raise NotImplementedError
 
     def next_interchange(self) -> int:
         return self._take("interchange")
@@ -65,7 +59,20 @@ class MemoryControlNumbers:
         return self._take("set")
 
 
-class FileControlNumbers:
+class MemoryControlNumbers(Sequences):
+    """Control numbers kept in memory: for tests and one-off runs."""
+
+    def __init__(self, start: int = 1) -> None:
+        self._last = dict.fromkeys(KINDS, start - 1)
+        self._lock = threading.Lock()
+
+    def _take(self, kind: str) -> int:
+        with self._lock:
+            self._last[kind] = _advance(self._last[kind], kind)
+            return self._last[kind]
+
+
+class FileControlNumbers(Sequences):
     """Control numbers kept in a JSON file, so that separate CLI runs never reuse one.
 
     Each number is written to disk (temp file, fsync, rename, under an flock on a side
@@ -129,11 +136,3 @@ class FileControlNumbers:
             self._write(state)
             return state[kind]
 
-    def next_interchange(self) -> int:
-        return self._take("interchange")
-
-    def next_group(self) -> int:
-        return self._take("group")
-
-    def next_set(self) -> int:
-        return self._take("set")
