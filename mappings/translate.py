@@ -78,16 +78,20 @@ class X12Set:
 def translate_x12(source: str | os.PathLike[str] | bytes, *, partner: str | None = None,
                   mapping_dir: str | os.PathLike[str] = MAPPING_DIR,
                   partners: Mapping[str, str | os.PathLike[str]] | None = None,
-                  time: datetime | None = None) -> list[TranslationResult]:
+                  time: datetime | None = None,
+                  validated: FileResult | None = None) -> list[TranslationResult]:
     """Every transaction set of an X12 file, translated or with the reason it was not.
 
     partner: the gateway's partner id for the events (default: the ISA sender id).
     partners: that partner's mapping files by document key, `850.5010` (one version) or
     `850`, as in conf/partners/*.yaml; sets without one use mapping_dir/base/<set>.<ver>.yaml.
+    validated: the validator's result for these same bytes, when the caller has it already
+    (the pipeline's validate stage): the file is then not validated a second time.
     Raises X12ReadError when the file cannot be read as X12 at all.
     """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    verdicts = _verdicts(validator.validate(data, path=_name(source)))
+    verdicts = _verdicts(validated if validated is not None
+                         else validator.validate(data, path=_name(source)))
     cache: dict[Path, CompiledMapping] = {}
     out = []
     for st in read_sets(data):

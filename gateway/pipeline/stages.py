@@ -126,6 +126,7 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
         enqueue_once(session, "ack", message_id=msg.id)
     if to_map:
         enqueue_once(session, "map", message_id=msg.id)
+        ctx.keep_validated(msg.payload_sha256, result)
     if held:
         _park(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
         msg.status = MessageStatus.QUARANTINED
@@ -213,8 +214,11 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     refs = {k: str(v.resolve()) for k, v in partner.mappings.items()}
     data = receive.payload(session, msg.payload_sha256)
     # The event time is the arrival, not now, so that mapping again gives the same event.
+    # The validate stage's result when this process ran it (the same bytes give the same
+    # result); otherwise (another worker, a restart, a replay) translate validates again.
     results = translate.translate_x12(data, partner=partner.id, partners=refs,
-                                      time=msg.received_at)
+                                      time=msg.received_at,
+                                      validated=ctx.validated.pop(msg.payload_sha256, None))
     made, failed = 0, []
     for r in results:
         if r.x12control.split(".")[0].strip() not in passed:
