@@ -72,7 +72,17 @@ class X12Set:
 
     @property
     def version(self) -> str:
+        """GS08 (e.g. 004010VICS), or '' when the set came without a GS."""
         return self.gs.get(8) if self.gs is not None else ""
+
+    @property
+    def set_id(self) -> str:
+        return self.segments[0].get(1)
+
+    @property
+    def sender(self) -> tuple[str, str]:
+        """(ISA05, ISA06) without padding."""
+        return self.isa.get(5).strip(), self.isa.get(6).strip()
 
 
 def translate_x12(source: str | os.PathLike[str] | bytes, *, partner: str | None = None,
@@ -121,13 +131,13 @@ def _verdicts(result: FileResult) -> dict[int, tuple[bool, list[Finding], str]]:
     return out
 
 
-def read_sets(data: bytes) -> list[X12Set]:
+def read_sets(source: str | os.PathLike[str] | bytes) -> list[X12Set]:
     """The ST..SE runs of the file with the ISA and GS around each."""
     out: list[X12Set] = []
     isa: Segment | None = None
     gs: Segment | None = None
     current: list[Segment] | None = None
-    with X12Reader(data) as reader:
+    with X12Reader(source) as reader:
         for seg in reader:
             sid = seg.fields[0]
             if sid == "ISA":

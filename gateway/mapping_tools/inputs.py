@@ -3,49 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from canonical.errors import InputError, X12ReadError
+from mappings import translate
 from mappings.language.mapping import CompiledMapping
-from mappings.x12.reader import Segment, X12Reader
+from mappings.translate import X12Set
 
 FORMATS = ("x12", "csv", "json")
 
 
 class UnreadableInput(InputError):
     """The input cannot be read in the format it claims."""
-
-
-@dataclass
-class X12Set:
-    """One transaction set of a file and the envelope it came in."""
-
-    segments: list[Segment]
-    component: str
-    isa: Segment
-    gs: Segment | None
-
-    @property
-    def set_id(self) -> str:
-        return self.segments[0].get(1)
-
-    @property
-    def control(self) -> str:
-        """ISA13.GS06.ST02, the x12control of its event."""
-        gs06 = self.gs.get(6) if self.gs is not None else ""
-        return f"{self.isa.get(13)}.{gs06}.{self.segments[0].get(2)}"
-
-    @property
-    def version(self) -> str:
-        """GS08 (e.g. 004010VICS), or ISA12 when there is no GS."""
-        return self.gs.get(8) if self.gs is not None else self.isa.get(12)
-
-    @property
-    def sender(self) -> tuple[str, str]:
-        """(ISA05, ISA06) without padding."""
-        return self.isa.get(5).strip(), self.isa.get(6).strip()
 
 
 def sniff(path: Path) -> str:
@@ -77,32 +47,12 @@ def _starts_with_isa(path: Path) -> bool:
 
 def x12_sets(path: Path) -> list[X12Set]:
     """Every ST..SE run of an X12 file, in file order, with its ISA and GS."""
-    out: list[X12Set] = []
-    isa: Segment | None = None
-    gs: Segment | None = None
-    current: list[Segment] | None = None
     try:
-        with X12Reader(path) as reader:
-            for seg in reader:
-                sid = seg.fields[0]
-                if sid == "ISA":
-                    isa, gs, current = seg, None, None
-                elif sid == "GS":
-                    gs = seg
-                elif sid == "ST":
-                    current = [seg]
-                elif current is not None:
-                    current.append(seg)
-                    if sid == "SE" and isa is not None:
-                        comp = reader.interchange.delimiters.component if reader.interchange \
-                            else ":"
-                        out.append(X12Set(current, comp, isa, gs))
-                        current = None
+        return translate.read_sets(path)
     except X12ReadError as exc:
         raise UnreadableInput(f"{path}: not X12: {exc}") from exc
     except OSError as exc:
         raise UnreadableInput(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    return out
 
 
 def read_text(path: Path) -> str:
