@@ -176,8 +176,8 @@ def test_r1_full_on_postgresql(tmp_path: Path, pg_url: str) -> None:  # noqa: F8
 # Probabilities chosen so that each point fires 5+ times over 10 files of 20 sets.
 CRASH_POINTS = {
     "after_claim": 0.05,  # ~240 claims (validate, map, route, ack per file; 200 delivers)
-    "after_download_before_commit": 0.5,  # in the runner's poll: the runner dies
-    "after_commit_before_archive": 0.5,  # the file stays and is read again
+    "after_download_before_commit": 0.6,  # in the runner's poll: the runner dies
+    "after_commit_before_archive": 0.6,  # the file stays and is read again
     "after_erp_2xx_before_record": 0.05,  # 200 deliveries
     "during_ack_write": 0.5,  # one 997 file per message
 }
