@@ -55,7 +55,6 @@ def deliver(ctx: Context, item: WorkItem) -> None:
             claims.complete(s, worker, [item.id])  # delivered already: a replay of a done item
         return
     event = envelope.from_json(json.dumps(body), check_data=False)
-    started = db.utcnow()
     receipt: DeliveryReceipt | None = None
     error: BaseException | None = None
     try:
@@ -64,6 +63,8 @@ def deliver(ctx: Context, item: WorkItem) -> None:
         error = exc
     except Exception as exc:  # an output's bug is retried, then parked
         error = exc
+    # Retry-After counts from the answer, not from when the request left.
+    answered = db.utcnow()
     if error is None:
         crash.point("after_erp_2xx_before_record")
     with db.transaction(ctx.engine) as s:
@@ -80,7 +81,7 @@ def deliver(ctx: Context, item: WorkItem) -> None:
         d.last_status_code = getattr(error, "status", None)
         dest = ctx.settings.destinations.get(destination)
         rule = dest.retry if dest else policy.RetryPolicy()
-        decision = policy.decide(rule, d.attempts, error, started, d.created_at)
+        decision = policy.decide(rule, d.attempts, error, answered, d.created_at)
         if isinstance(decision, policy.Retry):
             log.warning("delivery %s to %s, attempt %d: %s; next at %s", d.id, destination,
                         d.attempts, d.last_error, decision.at.isoformat())
