@@ -1,4 +1,13 @@
-"""Canonical JSON Schemas: loaded once from the package, checked with jsonschema, errors named by path."""
+"""Canonical JSON Schemas: loaded once from the package, checked with jsonschema, errors named by path.
+
+Two validators per schema, both built once: jsonschema-rs answers "does it conform?" in
+tens of microseconds (the pipeline's path, one call per event), and python-jsonschema,
+the reference, explains a document that does not (every violation, by path). A "no" from
+the fast check is always handed to the reference, which decides; the one way the pair
+could go wrong is the fast check accepting what the reference refuses, and
+tests/unit/test_schema_fast_path.py looks for exactly that over every shipped document
+and mutations of them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import referencing
 import referencing.jsonschema
 
@@ -24,6 +34,8 @@ _NOT_EVENTS = frozenset({"common", "cloudevent"})
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # jsonschema quotes the whole offending instance; a huge object in a log line helps no one.
 _MAX_MESSAGE = 240
+# The "format" values the shipped schemas use (a test keeps this list complete).
+_USED_FORMATS = ("date", "date-time", "sscc18")
 
 Location = tuple[str | int, ...]
 
@@ -87,6 +99,19 @@ def _validator(name: str, version: int) -> jsonschema.Draft202012Validator:
     )
 
 
+@functools.cache
+def _fast(name: str, version: int) -> jsonschema_rs.Draft202012Validator:
+    """The compiled (Rust) validator for one schema: a yes/no answer, built once."""
+    registry = jsonschema_rs.Registry([(s["$id"], s) for s in _schemas().values()])
+    # The formats our schemas use are checked by the reference's own functions, so the
+    # two validators cannot differ on what a date or a date-time is.
+    checker = _format_checker()
+    formats = {f: functools.partial(checker.conforms, format=f) for f in _USED_FORMATS}
+    return jsonschema_rs.Draft202012Validator(
+        _schemas()[(name, version)], formats=formats, validate_formats=True,
+        registry=registry)
+
+
 def event_types() -> list[str]:
     """The canonical event types, e.g. ["invoice", "po_acknowledgment", ...]."""
     return sorted({name for name, _ in _schemas() if name not in _NOT_EVENTS})
@@ -113,6 +138,8 @@ def schema(event_type: str, version: int = 1) -> dict[str, Any]:
 def validate(event_type: str, data: Mapping[str, Any], version: int = 1) -> list[SchemaViolation]:
     """Every way data breaks its event type's schema; empty when it conforms."""
     schema(event_type, version)  # raises UnknownEventType before we build anything
+    if _fast(event_type, version).is_valid(data):
+        return []
     return _violations(_validator(event_type, version), data)
 
 
@@ -127,6 +154,8 @@ def check(event_type: str, data: Mapping[str, Any], version: int = 1) -> None:
 
 def validate_envelope(envelope: Mapping[str, Any]) -> list[SchemaViolation]:
     """Every way an envelope breaks cloudevent.v1.json; empty when it conforms."""
+    if _fast("cloudevent", 1).is_valid(envelope):
+        return []
     return _violations(_validator("cloudevent", 1), envelope)
 
 
