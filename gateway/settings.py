@@ -76,6 +76,7 @@ class Workers:
     max_claims: int = 3
     idle_sleep: float = 0.5
     stage_retries: int = 5
+    batch: int = 50
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
-"""A worker: claim an item under a lease, heartbeat while its stage runs, complete or fail it.
+"""A worker: claim a batch of items under a lease, heartbeat while their stages run, complete or fail each.
 
-A stage that raises is rolled back whole; the worker then records the failure in a new
-transaction: a passing failure (TransientError, or a bug) is tried again later, up to
-the configured stage retries; a PermanentError is dead-lettered at once with its stage.
+The items of one transactional stage (validate, map, route) in a batch run in one
+transaction, each in its own savepoint, and are completed in its one commit: a batch
+costs one commit, not one per item. An item whose stage raises is rolled back to its
+savepoint alone; the worker then records the failure in a new transaction: a passing
+failure (TransientError, or a bug) is tried again later, up to the configured stage
+retries; a PermanentError is dead-lettered at once with its stage. Should the batch's
+transaction itself fail, its items are run again one at a time. Outbound items
+(deliver, ack) run one by one, each recording its own outcome (see outbound).
 """
 
 from __future__ import annotations
@@ -28,14 +33,21 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    """A thread that extends the lease on one item until stopped, and notes if it was lost."""
+    """A thread that extends the leases on a batch's items until stopped, and notes lost ones."""
 
-    def __init__(self, ctx: Context, worker_id: str, item_id: int) -> None:
-        self.ctx, self.worker_id, self.item_id = ctx, worker_id, item_id
+    def __init__(self, ctx: Context, worker_id: str, item_ids: Sequence[int]) -> None:
+        self.ctx, self.worker_id = ctx, worker_id
+        self.open = set(item_ids)  # claimed and not yet finished
         self.lost = False
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{item_id}",
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{min(item_ids)}",
                                         daemon=True)
+
+    def finished(self, ids: Sequence[int]) -> None:
+        """These items are done or failed: no more beats for them."""
+        with self._lock:
+            self.open.difference_update(ids)
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -48,17 +60,26 @@ class Heartbeat:
     def _run(self) -> None:
         w = self.ctx.settings.workers
         while not self._stop.wait(w.heartbeat_seconds):
+            with self._lock:
+                ids = sorted(self.open)
+            if not ids:
+                continue
             try:
                 with db.transaction(self.ctx.engine) as s:
-                    held = claims.heartbeat(s, self.worker_id, [self.item_id], w.lease_seconds)
+                    held = claims.heartbeat(s, self.worker_id, ids, w.lease_seconds)
             except Exception as exc:  # try again at the next beat
-                log.warning("heartbeat of item %s failed: %s", self.item_id, exc)
+                log.warning("heartbeat of items %s failed: %s", ids, exc)
                 continue
-            if self.item_id not in held:
-                # Its completion will fail with LeaseLost and roll the stage back.
+            with self._lock:
+                gone = self.open.intersection(ids) - held
+            if gone:
+                # Their completion will fail with LeaseLost and roll their stage back.
                 self.lost = True
-                log.warning("item %s: lease lost to another worker", self.item_id)
-                return
+                log.warning("items %s: lease lost to another worker", sorted(gone))
+
+
+def _stage_order(kind: str) -> int:
+    return KINDS.index(kind) if kind in KINDS else len(KINDS)
 
 
 class Worker:
@@ -98,24 +119,65 @@ class Worker:
         return bool(n)
 
     def step(self) -> bool:
-        """Claim and run one item; False when none was ready."""
+        """Claim and run a batch of items; False when none was ready."""
         w = self.ctx.settings.workers
         with db.transaction(self.ctx.engine) as s:
-            got = claims.claim(s, self.kinds, self.id, w.lease_seconds, 1,
+            got = claims.claim(s, self.kinds, self.id, w.lease_seconds, w.batch,
                                max_claims=w.max_claims)
         if not got:
             return False
-        item = got[0]
         crash.point("after_claim")
-        with Heartbeat(self.ctx, self.id, item.id):
-            try:
-                self.run_stage(item)
-            except claims.LeaseLost as exc:
-                log.warning("%s", exc)  # another worker has it now; our step rolled back
-            except Exception as exc:  # every failure is recorded, none kills the loop
-                self.failed(item, exc)
-        self.done += 1
+        with Heartbeat(self.ctx, self.id, [i.id for i in got]) as beat:
+            # In pipeline order, so a batch's validate items come before its deliveries.
+            for kind in sorted({i.kind for i in got}, key=_stage_order):
+                items = [i for i in got if i.kind == kind]
+                stage = stages.TRANSACTIONAL.get(kind)
+                if stage is not None and len(items) > 1:
+                    self.run_batch(stage, items)
+                else:
+                    for item in items:
+                        self.run_one(item)
+                beat.finished([i.id for i in items])
+        self.done += len(got)
         return True
+
+    def run_one(self, item: WorkItem) -> None:
+        """Run one item's stage and record how it ended."""
+        try:
+            self.run_stage(item)
+        except claims.LeaseLost as exc:
+            log.warning("%s", exc)  # another worker has it now; our step rolled back
+        except Exception as exc:  # every failure is recorded, none kills the loop
+            self.failed(item, exc)
+
+    def run_batch(self, stage: stages.Stage, items: Sequence[WorkItem]) -> None:
+        """Items of one transactional stage in one transaction, a savepoint each, one commit."""
+        failures: list[tuple[WorkItem, Exception]] = []
+        try:
+            with db.transaction(self.ctx.engine) as s:
+                done = []
+                for item in items:
+                    current = s.get(WorkItem, item.id)
+                    assert current is not None
+                    try:
+                        with s.begin_nested():
+                            stage(self.ctx, s, current)
+                    except Exception as exc:  # this item's work is undone, the others stand
+                        failures.append((item, exc))
+                        continue
+                    done.append(item.id)
+                claims.complete(s, self.id, done)
+        except claims.LeaseLost as exc:
+            log.warning("%s; the batch rolled back", exc)
+            return
+        except Exception as exc:  # the batch as a whole: each item on its own, once more
+            log.warning("a batch of %d %s items failed (%s: %s); running them one by one",
+                        len(items), items[0].kind, type(exc).__name__, exc)
+            for item in items:
+                self.run_one(item)
+            return
+        for item, exc in failures:
+            self.failed(item, exc)
 
     def run_stage(self, item: WorkItem) -> None:
         """Run the item's stage: in one transaction with its completion, or as an outbound effect."""

@@ -41,18 +41,21 @@ def claim(session: Session, kinds: Collection[str], worker_id: str, lease_second
     """Claim up to limit ready items of the given kinds for worker_id, oldest first.
 
     Items whose lease ran out are first taken back (their worker is presumed dead), or
-    parked as dead letters once max_claims workers died holding them.
+    parked as dead letters once max_claims workers died holding them. An item whose worker
+    died before is claimed alone: if it is what kills workers, it must not take a batch of
+    innocent items to the dead-letter queue with it.
     """
     now = now or db.utcnow()
     _reap(session, kinds, now, max_claims)
-    ready = (select(WorkItem.id)
+    ready = (select(WorkItem.id, WorkItem.lost_leases)
              .where(WorkItem.status == WorkStatus.PENDING, WorkItem.kind.in_(kinds),
                     WorkItem.run_after <= now)
              .order_by(WorkItem.run_after, WorkItem.id)
              .limit(limit))
-    ids = _lock(session, ready)
-    if not ids:
+    rows = _lock_rows(session, ready)
+    if not rows:
         return []
+    ids = [rows[0][0]] if rows[0][1] else [item_id for item_id, lost in rows if not lost]
     stmt = (update(WorkItem)
             .where(WorkItem.id.in_(ids))
             .values(status=WorkStatus.CLAIMED, lease_owner=worker_id,
@@ -124,10 +127,15 @@ def _held(worker_id: str, ids: Iterable[int]) -> tuple:
 
 def _lock(session: Session, query: Select[tuple[int]]) -> list[int]:
     """The ids query selects, locked for this transaction without waiting on other workers."""
+    return [row[0] for row in _lock_rows(session, query)]
+
+
+def _lock_rows(session: Session, query: Select) -> list[tuple]:
+    """The rows query selects, locked for this transaction without waiting on other workers."""
     if not db.is_sqlite(session):
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(skip_locked=True, of=WorkItem)
     # On SQLite the whole database is already ours: writers begin IMMEDIATE.
-    return list(session.scalars(query))
+    return [tuple(row) for row in session.execute(query)]
 
 
 def _reap(session: Session, kinds: Collection[str], now: datetime, max_claims: int) -> None:

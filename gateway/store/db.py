@@ -26,6 +26,7 @@ BUSY_TIMEOUT = 5.0
 LOCKED_RETRY_FOR = 20.0
 
 _WRITE = "edigw_write"
+_DURABLE = "edigw_durable"
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 
@@ -67,9 +68,14 @@ def is_sqlite(bind: Engine | Connection | Session) -> bool:
 
 
 def _begin_server(conn: Connection) -> None:
+    options = conn.get_execution_options()
     # A read step that writes fails here too, so the mistake shows on either backend.
-    if not conn.get_execution_options().get(_WRITE, True):
+    if not options.get(_WRITE, True):
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    elif not options.get(_DURABLE, True):
+        # Visible at once and safe from a crash of any process; only a crash of the server
+        # machine in the next moment may lose it (see transaction()).
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def _tune_sqlite(engine: Engine, busy_timeout: float, locked_retry_for: float) -> None:
@@ -97,6 +103,9 @@ def _tune_sqlite(engine: Engine, busy_timeout: float, locked_retry_for: float) -
         # query_only turns the mistake into an immediate, always-visible error instead.
         # (Set before BEGIN: a query_only connection cannot BEGIN IMMEDIATE.)
         raw.execute(f"PRAGMA query_only = {'OFF' if write else 'ON'}")
+        # NORMAL in WAL mode: the commit survives any process dying, not a power cut.
+        durable = conn.get_execution_options().get(_DURABLE, True)
+        raw.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         # IMMEDIATE takes the write lock up front, where SQLite's busy handler waits for it;
         # a deferred transaction that reads then writes fails at once with "database is
         # locked" whatever the timeout, because waiting could not make its snapshot valid.
@@ -130,17 +139,23 @@ def _begin_retrying(raw: sqlite3.Connection, sql: str, retry_for: float) -> None
 
 
 @contextlib.contextmanager
-def transaction(engine: Engine, *, write: bool = True) -> Iterator[Session]:
+def transaction(engine: Engine, *, write: bool = True, durable: bool = True) -> Iterator[Session]:
     """One transaction for one step: committed when the block ends, rolled back on error.
 
     write=False is for steps that only read: on SQLite they do not take the write lock,
     and writing in them fails.
+
+    durable=False skips the wait for the disk (SQLite synchronous=NORMAL, PostgreSQL
+    synchronous_commit=off): the commit survives a killed worker or server process, but a
+    power cut just after it may undo it. Only for records whose loss repeats an effect
+    the other side already makes idempotent (the ERP's 2xx to an event id), never for
+    what a partner was told or what was received.
     """
     session = Session(bind=engine, expire_on_commit=False, autoflush=True)
     try:
-        # Opening the connection here, with the option, is what lets the begin event
+        # Opening the connection here, with the options, is what lets the begin event
         # know which BEGIN to emit.
-        session.connection(execution_options={_WRITE: write})
+        session.connection(execution_options={_WRITE: write, _DURABLE: durable})
         yield session
         session.commit()
     except exc.DBAPIError as error:

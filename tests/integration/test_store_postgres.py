@@ -172,3 +172,11 @@ def test_r9_four_workers_never_hold_one_item_at_once(engine: Engine, pg_url: str
     assert all(c > 0 for c in completed)  # all four really worked
     assert holds > items  # leases ran out and items were taken back: the case that matters
     print(f"R9: {items} items, {workers} workers, {holds} holds, {elapsed:.1f} s")
+
+
+def test_only_a_step_that_asks_skips_the_wait_for_the_disk(engine: Engine) -> None:
+    seen = []
+    for durable in (True, False, True):
+        with db.transaction(engine, durable=durable) as s:
+            seen.append(s.execute(text("SHOW synchronous_commit")).scalar())
+    assert seen == ["on", "off", "on"]  # SET LOCAL: that transaction only

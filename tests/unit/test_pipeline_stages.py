@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,38 @@ def test_a_mapping_failure_is_dead_lettered_at_map(ctx: Context, tmp_path: Path)
 def _letters(ctx: Context) -> list[DeadLetter]:
     with db.transaction(ctx.engine, write=False) as s:
         return list(s.scalars(select(DeadLetter).order_by(DeadLetter.id)))
+
+
+def test_a_batch_is_one_commit_and_one_failing_item_is_undone_alone(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event as sa_event
+
+    from gateway.pipeline import stages
+
+    ids = [_receive(ctx, ACME.replace(b"000001001", f"{n:09d}".encode())) for n in (11, 12, 13)]
+    real_map = stages.TRANSACTIONAL["map"]
+    calls: list[int] = []
+
+    def flaky_map(c: Context, s: Any, item: WorkItem) -> None:
+        real_map(c, s, item)  # writes its events, then fails: the savepoint must undo them
+        calls.append(item.message_id)
+        if item.message_id == ids[1] and calls.count(ids[1]) == 1:
+            raise RuntimeError("a bug, once")
+
+    monkeypatch.setitem(stages.TRANSACTIONAL, "map", flaky_map)
+    commits: list[int] = []
+    sa_event.listen(ctx.engine, "commit", lambda conn: commits.append(1))
+    worker = Worker(ctx, "w1")
+    assert worker.step()  # the three validate items, one batch
+    assert len(commits) == 2  # the claim, and the batch
+    assert worker.step()  # the three map items (and the three acks)
+    with db.transaction(ctx.engine, write=False) as s:
+        mapped = set(s.scalars(select(Event.message_id)))
+    assert mapped == {ids[0], ids[2]}  # the failed one left nothing behind
+    # It is tried again a second later (the stage retry delay), and goes through.
+    deadline = time.monotonic() + 10
+    while _count(ctx, Event) < 3 and time.monotonic() < deadline:
+        worker.step() or time.sleep(0.1)
+    _drain(ctx)
+    assert _count(ctx, Event) == 3 and _count(ctx, DeadLetter) == 0
+    assert len(ctx.outputs["erp"].written) == 3  # type: ignore[attr-defined]

@@ -174,3 +174,14 @@ def test_times_come_back_timezone_aware(engine: Engine) -> None:
 def test_naive_times_are_refused(engine: Engine) -> None:
     with pytest.raises(Exception, match="timezone-aware"), db.transaction(engine) as s:
         claims.enqueue(s, "parse", run_after=T0.replace(tzinfo=None))
+
+
+def test_an_item_whose_worker_died_is_claimed_alone_and_not_batched(engine: Engine) -> None:
+    add_items(engine, 4)
+    assert _claim(engine, "w1", 0, limit=2) == [1, 2]
+    # w1 dies; both come back with a lost lease, and each is then claimed on its own, so
+    # that an item that kills workers cannot take a batch of others down with it.
+    assert _claim(engine, "w2", LEASE + 1, limit=10) == [1]
+    assert _claim(engine, "w3", LEASE + 1, limit=10) == [2]
+    assert _claim(engine, "w4", LEASE + 1, limit=10) == [3, 4]
+    assert _item(engine, 1).lost_leases == 1 and _item(engine, 3).lost_leases == 0

@@ -35,6 +35,19 @@ def test_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
     assert (tmp_path / "var").is_dir()  # made for the default ./var/edigw.db too
 
 
+def test_only_a_step_that_asks_skips_the_wait_for_the_disk(tmp_path: Path) -> None:
+    engine = _counter(tmp_path)
+    engine.pool.dispose()
+    seen = []
+    for durable in (True, False, True):
+        with db.transaction(engine, durable=durable) as s:
+            seen.append(s.execute(text("PRAGMA synchronous")).scalar())
+            s.execute(text("UPDATE counter SET n = n + 1"))
+    assert seen == [2, 1, 2]  # FULL, NORMAL for that one step only, FULL again
+    with db.transaction(engine, write=False) as s:
+        assert s.execute(text("SELECT n FROM counter")).scalar() == 3
+
+
 def test_default_url_is_sqlite_under_var() -> None:
     assert db.DEFAULT_URL == "sqlite:///var/edigw.db"
 
