@@ -1,8 +1,9 @@
 """The inbound folder channel: var/inbox/<partner>/ polled, each file received once, then archived.
 
 A file is taken once it has not changed for `stable_for` seconds (the partner may still
-be writing it). Its bytes are stored and its validate item enqueued in one transaction;
-only after that commit is the file moved to .done/. A crash in between leaves the file
+be writing it). Its bytes are stored and its validate item enqueued in one transaction
+(with those of the other files of the same poll, up to RECEIVE_BATCH); only after that
+commit is the file moved to .done/. A crash in between leaves the file
 in place, and reading it again finds the same message (same partner, same bytes): no
 second message, no second effect. The partner is the folder's name; the validate stage
 checks the ISA sender against it.
@@ -25,6 +26,9 @@ from gateway.store import claims, db, receive
 log = logging.getLogger(__name__)
 
 DONE, REJECTED = ".done", ".rejected"
+# Files received in one commit; a crash before it leaves them all in the folder, to be
+# read again (the same bytes are the same message).
+RECEIVE_BATCH = 100
 # Names a writer uses while a file is incomplete; never taken.
 _PARTIAL = (".tmp", ".part", ".partial", ".filepart")
 
@@ -66,16 +70,26 @@ class FolderInbox:
         return sum(1 for _ in self.candidates())
 
     def poll(self) -> list[Taken]:
-        """Take every stable file once."""
-        out = []
+        """Take every stable file once: their messages in one commit per batch of files."""
+        out: list[Taken] = []
+        batch: list[tuple[str, Path]] = []
         now = time.time()
         for partner, f in self.candidates():
             try:
-                if now - f.stat().st_mtime < self.ctx.settings.stable_for:
-                    continue  # still being written, perhaps
-                out.append(self.take(partner, f))
+                st = f.stat()
             except FileNotFoundError:
                 continue  # moved away by another poller
+            if now - st.st_mtime < self.ctx.settings.stable_for:
+                continue  # still being written, perhaps
+            if st.st_size > self.ctx.settings.max_input_bytes:
+                out.append(self.take(partner, f))
+                continue
+            batch.append((partner, f))
+            if len(batch) >= RECEIVE_BATCH:
+                out += self.take_many(batch)
+                batch = []
+        if batch:
+            out += self.take_many(batch)
         return out
 
     def take(self, partner: str, path: Path) -> Taken:
@@ -92,18 +106,34 @@ class FolderInbox:
                                     f"{limit}; moved to {target}", chain=[])
             log.warning("%s: too large (%d bytes > %d), moved to %s", path, size, limit, target)
             return Taken(path, "refused")
-        data = path.read_bytes()
-        crash.point("after_download_before_commit")
+        got = self.take_many([(partner, path)])
+        if not got:
+            raise FileNotFoundError(path)  # moved away by another poller
+        return got[0]
+
+    def take_many(self, files: list[tuple[str, Path]]) -> list[Taken]:
+        """Receive files: store each and enqueue its validate in one commit, then archive them."""
+        read: list[tuple[str, Path, bytes]] = []
+        for partner, path in files:
+            try:
+                read.append((partner, path, path.read_bytes()))
+            except FileNotFoundError:
+                continue  # moved away by another poller
+            crash.point("after_download_before_commit")
+        taken = []
         with db.transaction(self.ctx.engine) as s:
-            got = receive.receive(s, partner=partner, channel=channel, source_name=path.name,
-                                  data=data)
-            if got.new:
-                claims.enqueue(s, "validate", message_id=got.message.id)
-            message_id = got.message.id
-        crash.point("after_commit_before_archive")
-        _archive(path, DONE)
-        log.info("%s: %s message %s", path, "new" if got.new else "repeat of", message_id)
-        return Taken(path, "new" if got.new else "duplicate", message_id)
+            for partner, path, data in read:
+                got = receive.receive(s, partner=partner, channel=f"folder:{self.root / partner}",
+                                      source_name=path.name, data=data)
+                if got.new:
+                    claims.enqueue(s, "validate", message_id=got.message.id)
+                taken.append(Taken(path, "new" if got.new else "duplicate", got.message.id))
+        for t in taken:
+            crash.point("after_commit_before_archive")
+            _archive(t.path, DONE)
+            log.info("%s: %s message %s", t.path, "new" if t.outcome == "new" else "repeat of",
+                     t.message_id)
+        return taken
 
 
 def _archive(path: Path, folder: str) -> Path:

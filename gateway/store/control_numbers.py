@@ -21,14 +21,16 @@ def take(session: Session, scope: str, kind: str, start: int = 1) -> int:
     dialect = sqlite if on_sqlite else postgresql
     # A `start` above the stored number moves it forward, never back.
     larger = func.max if on_sqlite else func.greatest
-    session.execute(dialect.insert(ControlNumber)
-                    .values(scope=scope, kind=kind, last=start - 1)
-                    .on_conflict_do_nothing())
-    row = session.execute(
-        update(ControlNumber)
-        .where(ControlNumber.scope == scope, ControlNumber.kind == kind)
-        .values(last=larger(ControlNumber.last, start - 1) + 1)
-        .returning(ControlNumber.last)).scalar_one()
+    step = (update(ControlNumber)
+            .where(ControlNumber.scope == scope, ControlNumber.kind == kind)
+            .values(last=larger(ControlNumber.last, start - 1) + 1)
+            .returning(ControlNumber.last))
+    row = session.execute(step).scalar_one_or_none()
+    if row is None:  # the sequence's first number: make its row (once, whoever races us)
+        session.execute(dialect.insert(ControlNumber)
+                        .values(scope=scope, kind=kind, last=start - 1)
+                        .on_conflict_do_nothing())
+        row = session.execute(step).scalar_one()
     if row > MAX_CONTROL_NUMBER:
         # Raising rolls the increment back, so the table still says "used up".
         raise OutboundDataError(
