@@ -19,8 +19,10 @@ from mappings.x12.results import FileResult
 # of them, and replaying it enqueues a new item of that kind.
 KINDS = ("validate", "map", "route", "deliver", "ack")
 # How many validation results a process keeps for the map stage that follows (they are
-# dropped when used: one per message between its validate and its map).
-VALIDATED_KEPT = 16
+# dropped when used: one per message between its validate and its map). More than a
+# claim batch (workers.batch, at most 1000), so a batch's map items all find theirs;
+# a 1-set result is a few kilobytes.
+VALIDATED_KEPT = 1024
 
 
 @dataclass

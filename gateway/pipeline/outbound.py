@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -41,15 +41,30 @@ class MissingDelivery(PermanentError):
     """The work item names a delivery that is not in the store."""
 
 
-def deliver(ctx: Context, item: WorkItem) -> None:
+Loaded = tuple[str, str, dict]  # a delivery's status, its destination, the event's envelope
+
+
+def load_deliveries(ctx: Context, items: Sequence[WorkItem]) -> dict[int, Loaded]:
+    """What the deliver items of a batch are to send, read in one transaction, by item id."""
+    by_delivery = {i.delivery_id: i.id for i in items if i.delivery_id is not None}
+    with db.transaction(ctx.engine, write=False) as s:
+        rows = s.execute(select(Delivery.id, Delivery.status, Delivery.destination, Event.envelope)
+                         .join(Event, Event.event_id == Delivery.event_id)
+                         .where(Delivery.id.in_(list(by_delivery)))).all()
+    return {by_delivery[r[0]]: (r[1], r[2], r[3]) for r in rows}
+
+
+def deliver(ctx: Context, item: WorkItem, loaded: Loaded | None = None) -> None:
     """Write one event to one destination; record delivered, retry later, or dead-letter."""
     worker = item.lease_owner or ""
-    with db.transaction(ctx.engine, write=False) as s:
-        delivery = s.get(Delivery, item.delivery_id) if item.delivery_id is not None else None
-        if delivery is None:
-            raise MissingDelivery(f"work item {item.id}: no delivery {item.delivery_id}")
-        row = s.scalars(select(Event).where(Event.event_id == delivery.event_id)).one()
-        status, destination, body = delivery.status, delivery.destination, row.envelope
+    if loaded is None:
+        with db.transaction(ctx.engine, write=False) as s:
+            delivery = s.get(Delivery, item.delivery_id) if item.delivery_id is not None else None
+            if delivery is None:
+                raise MissingDelivery(f"work item {item.id}: no delivery {item.delivery_id}")
+            row = s.scalars(select(Event).where(Event.event_id == delivery.event_id)).one()
+            loaded = (delivery.status, delivery.destination, row.envelope)
+    status, destination, body = loaded
     if status != DeliveryStatus.PENDING:
         with db.transaction(ctx.engine) as s:
             claims.complete(s, worker, [item.id])  # delivered already: a replay of a done item
@@ -103,24 +118,39 @@ def deliver(ctx: Context, item: WorkItem) -> None:
 
 def ack(ctx: Context, item: WorkItem) -> None:
     """Write the message's acknowledgments into the partner's outbox folder, then record them."""
-    worker = item.lease_owner or ""
+    ack_many(ctx, [item])
+
+
+def ack_many(ctx: Context, items: Sequence[WorkItem]) -> None:
+    """The acknowledgments of several messages: each file written and synced, one commit."""
+    worker = items[0].lease_owner or ""
     with db.transaction(ctx.engine, write=False) as s:
-        rows = s.scalars(select(Acknowledgment).where(Acknowledgment.message_id == item.message_id)
+        rows = s.scalars(select(Acknowledgment)
+                         .where(Acknowledgment.message_id.in_([i.message_id for i in items]))
                          .order_by(Acknowledgment.id)).all()
         files = [(r.id, r.partner, r.filename, receive.payload(s, r.payload_sha256)) for r in rows]
     # Every one, sent or not: a replay rewrites the same files under the same names.
+    folders = set()
     for _, partner, name, data in files:
-        write_atomically(ctx.settings.outbox_root / partner / name, data)
+        target = ctx.settings.outbox_root / partner / name
+        write_atomically(target, data, sync_folder=False)
+        folders.add(target.parent)
+    for folder in sorted(folders):  # the renames, once per folder
+        _sync_folder(folder)
     with db.transaction(ctx.engine) as s:
         s.execute(update(Acknowledgment)
                   .where(Acknowledgment.id.in_([f[0] for f in files]),
                          Acknowledgment.sent_at.is_(None))
                   .values(sent_at=db.utcnow()))
-        claims.complete(s, worker, [item.id])
+        claims.complete(s, worker, [i.id for i in items])
 
 
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write a whole file or nothing under its name: temp file, fsync, rename, fsync the folder."""
+def write_atomically(target: Path, data: bytes, *, sync_folder: bool = True) -> None:
+    """Write a whole file or nothing under its name: temp file, fsync, rename, fsync the folder.
+
+    sync_folder=False leaves the folder's fsync (which makes the rename last) to the caller,
+    who writes several files into it.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     # A dot name, so a partner's pick-up job never takes a half-written file.
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -135,7 +165,12 @@ def write_atomically(target: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    fd = os.open(target.parent, os.O_RDONLY)
+    if sync_folder:
+        _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -143,3 +178,6 @@ def write_atomically(target: Path, data: bytes) -> None:
 
 
 EFFECTS: dict[str, Effect] = {"deliver": deliver, "ack": ack}
+# Effects that can take a batch of items at once (all or nothing; the worker runs the
+# items one by one when a batch fails).
+BATCHED: dict[str, Callable[[Context, Sequence[WorkItem]], None]] = {"ack": ack_many}

@@ -18,7 +18,7 @@ import random
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import func, select
 
@@ -134,6 +134,16 @@ class Worker:
                 stage = stages.TRANSACTIONAL.get(kind)
                 if stage is not None and len(items) > 1:
                     self.run_batch(stage, items)
+                elif kind in outbound.BATCHED and len(items) > 1:
+                    self.run_effects(outbound.BATCHED[kind], items)
+                elif kind == "deliver" and len(items) > 1:
+                    try:
+                        loaded = outbound.load_deliveries(self.ctx, items)
+                    except Exception as exc:  # each item reads its own, and fails on its own
+                        log.warning("loading %d deliveries failed: %s", len(items), exc)
+                        loaded = {}
+                    for item in items:
+                        self.run_one(item, loaded.get(item.id))
                 else:
                     for item in items:
                         self.run_one(item)
@@ -141,10 +151,13 @@ class Worker:
         self.done += len(got)
         return True
 
-    def run_one(self, item: WorkItem) -> None:
-        """Run one item's stage and record how it ended."""
+    def run_one(self, item: WorkItem, loaded: outbound.Loaded | None = None) -> None:
+        """Run one item's stage and record how it ended (a delivery may come loaded)."""
         try:
-            self.run_stage(item)
+            if loaded is not None:
+                outbound.deliver(self.ctx, item, loaded)
+            else:
+                self.run_stage(item)
         except claims.LeaseLost as exc:
             log.warning("%s", exc)  # another worker has it now; our step rolled back
         except Exception as exc:  # every failure is recorded, none kills the loop
@@ -178,6 +191,19 @@ class Worker:
             return
         for item, exc in failures:
             self.failed(item, exc)
+
+    def run_effects(self, effect: Callable[[Context, Sequence[WorkItem]], None],
+                    items: Sequence[WorkItem]) -> None:
+        """Outbound items done together; should that fail, each on its own."""
+        try:
+            effect(self.ctx, items)
+        except claims.LeaseLost as exc:
+            log.warning("%s; the batch rolled back", exc)
+        except Exception as exc:
+            log.warning("a batch of %d %s items failed (%s: %s); running them one by one",
+                        len(items), items[0].kind, type(exc).__name__, exc)
+            for item in items:
+                self.run_one(item)
 
     def run_stage(self, item: WorkItem) -> None:
         """Run the item's stage: in one transaction with its completion, or as an outbound effect."""
