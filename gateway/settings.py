@@ -91,6 +91,7 @@ class Settings:
     inbox_root: Path = Path("var/inbox")
     poll_interval: float = 1.0
     stable_for: float = 2.0
+    receive_batch: int = 100
     outbox_root: Path = Path("var/outbox")
     max_input_bytes: int = 104_857_600
     destinations: dict[str, Destination] = field(default_factory=dict)
@@ -148,6 +149,7 @@ def parse(data: Any, marks: yaml_source.Marks, file: str | None) -> Settings:
         inbox_root=Path(folder.get("root", "var/inbox")),
         poll_interval=float(folder.get("poll_interval", 1.0)),
         stable_for=float(folder.get("stable_for", 2.0)),
+        receive_batch=int(folder.get("batch", Settings.receive_batch)),
         outbox_root=Path(get("acks").get("folder", "var/outbox")),
         max_input_bytes=int(get("limits").get("max_input_bytes", Settings.max_input_bytes)),
         destinations=destinations, routes=routes,

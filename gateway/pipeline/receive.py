@@ -2,8 +2,8 @@
 
 A file is taken once it has not changed for `stable_for` seconds (the partner may still
 be writing it). Its bytes are stored and its validate item enqueued in one transaction
-(with those of the other files of the same poll, up to RECEIVE_BATCH); only after that
-commit is the file moved to .done/. A crash in between leaves the file
+(with those of the other files of the same poll, up to inbound.folder.batch); only after
+that commit is the file moved to .done/. A crash in between leaves the file
 in place, and reading it again finds the same message (same partner, same bytes): no
 second message, no second effect. The partner is the folder's name; the validate stage
 checks the ISA sender against it.
@@ -26,9 +26,6 @@ from gateway.store import claims, db, receive
 log = logging.getLogger(__name__)
 
 DONE, REJECTED = ".done", ".rejected"
-# Files received in one commit; a crash before it leaves them all in the folder, to be
-# read again (the same bytes are the same message).
-RECEIVE_BATCH = 100
 # Names a writer uses while a file is incomplete; never taken.
 _PARTIAL = (".tmp", ".part", ".partial", ".filepart")
 
@@ -85,7 +82,7 @@ class FolderInbox:
                 out.append(self.take(partner, f))
                 continue
             batch.append((partner, f))
-            if len(batch) >= RECEIVE_BATCH:
+            if len(batch) >= self.ctx.settings.receive_batch:
                 out += self.take_many(batch)
                 batch = []
         if batch:
@@ -119,7 +116,7 @@ class FolderInbox:
                 read.append((partner, path, path.read_bytes()))
             except FileNotFoundError:
                 continue  # moved away by another poller
-            crash.point("after_download_before_commit")
+        crash.point("after_download_before_commit")
         taken = []
         with db.transaction(self.ctx.engine) as s:
             for partner, path, data in read:
