@@ -53,15 +53,17 @@ def make_850s(isa13: int, sets: int) -> bytes:
 
 def crash_site(root: Path, url: str, *, store_url: str | None = None,
                retry: dict[str, Any] | None = None, lease: float = 3.0,
-               heartbeat: float = 1.0, max_claims: int = 3) -> Site:
+               heartbeat: float = 1.0, max_claims: int = 3, batch: int = 50,
+               receive_batch: int = 100) -> Site:
     """A site delivering over HTTP to `url`, with short leases so that recovery is quick."""
     dest: dict[str, Any] = {"type": "http", "config": {"url": url, "read_timeout": 10.0}}
     if retry is not None:
         dest["retry"] = retry
     return Site(root, store_url=store_url, destinations={"erp": dest},
-                inbound={"folder": {"stable_for": 0, "poll_interval": 0.2}},
+                inbound={"folder": {"stable_for": 0, "poll_interval": 0.2,
+                                    "batch": receive_batch}},
                 workers={"lease_seconds": lease, "heartbeat_seconds": heartbeat,
-                         "idle_sleep": 0.2, "max_claims": max_claims})
+                         "idle_sleep": 0.2, "max_claims": max_claims, "batch": batch})
 
 
 def children(pid: int) -> list[int]:
