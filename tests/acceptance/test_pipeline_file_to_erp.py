@@ -7,14 +7,18 @@ worker processes (skipped locally without PostgreSQL, required in CI).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from canonical import envelope
 from channels.erp_sim import running_simulator
+from gateway.cli import app
+from tests.conftest import REPO
 from tests.integration.conftest import pg_dsn, pg_url  # noqa: F401 - fixtures
-from tests.pipeline_support import SAMPLES, Site
+from tests.pipeline_support import SAMPLES, Site, cwd
 
 pytestmark = pytest.mark.acceptance
 
@@ -166,3 +170,40 @@ def test_on_postgresql_with_two_workers(tmp_path: Path, pg_url: str) -> None:  #
         reasons = sorted(d.reason.split(":")[0] for d in site.dead_letters())
         assert reasons == ["rejected by validation", "unknown partner"]
         assert len([a for a in site.acks("acme") if a.name.startswith("997_")]) == 2
+
+
+def test_a_mapping_fault_is_dead_lettered_then_fixed_replayed_and_delivered_once(
+        tmp_path: Path) -> None:
+    # Acme's own mapping, broken: the PO number read from an element Acme leaves empty,
+    # so the schema (po_number required, non-empty) rejects the event at map.
+    partners_dir, mappings_dir = tmp_path / "partners", tmp_path / "mappings"
+    (mappings_dir / "partners" / "acme").mkdir(parents=True)
+    shutil.copytree(REPO / "mappings" / "base", mappings_dir / "base")
+    mapping = mappings_dir / "partners" / "acme" / "850.yaml"
+    broken = ("extends: ../../base/850.4010.yaml\nname: acme-850\n"
+              "fields:\n  po_number: BEG04\n")
+    mapping.write_text(broken, encoding="utf-8")
+    partners_dir.mkdir()
+    acme = (REPO / "conf" / "partners" / "acme.yaml").read_text("utf-8")
+    (partners_dir / "acme.yaml").write_text(
+        acme + 'mappings:\n  "850": partners/acme/850.yaml\n', encoding="utf-8")
+    site = Site(tmp_path, partners={"folder": str(partners_dir), "mappings": str(mappings_dir)})
+    site.drop("acme", ACME)
+    site.run()
+    assert site.events() == []
+    [letter] = site.dead_letters()
+    assert letter.stage == "map" and "po_number" in letter.reason, letter.reason
+
+    # The analyst fixes the mapping; the operator replays the dead letter.
+    mapping.write_text(broken.replace("BEG04", "BEG03"), encoding="utf-8")
+    with cwd(tmp_path):
+        result = CliRunner().invoke(app, ["dlq", "replay", str(letter.id), "--reason",
+                                          "mapping fixed", "--store", site.store_url])
+    assert result.exit_code == 0, result.output
+    site.run()
+    site.run()  # and again: nothing more happens
+    [event] = site.events()
+    _check_event(event, "acme")
+    assert event["data"]["po_number"] == "4500012345"
+    [letter] = site.dead_letters()
+    assert letter.status == "replayed"
