@@ -18,6 +18,7 @@ import random
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import func, select
@@ -30,6 +31,8 @@ from gateway.store.models import MessageStatus, WorkItem, WorkStatus
 from retry import policy
 
 log = logging.getLogger(__name__)
+# How long one transaction of a batch may run before the rest goes on in the next.
+BATCH_SECONDS = 1.0
 
 
 class Heartbeat:
@@ -164,12 +167,28 @@ class Worker:
             self.failed(item, exc)
 
     def run_batch(self, stage: stages.Stage, items: Sequence[WorkItem]) -> None:
-        """Items of one transactional stage in one transaction, a savepoint each, one commit."""
+        """Items of one transactional stage in one transaction, a savepoint each, one commit.
+
+        A transaction is closed after BATCH_SECONDS and the rest of the items go on in the
+        next: on SQLite a writer holds the only write lock, and a batch of large files must
+        not keep the API and the other workers waiting past their busy timeout.
+        """
+        todo = list(items)
+        while todo:
+            todo = self._run_some(stage, todo)
+
+    def _run_some(self, stage: stages.Stage, items: list[WorkItem]) -> list[WorkItem]:
+        """Run items in one transaction until time is up; the items left for the next."""
         failures: list[tuple[WorkItem, Exception]] = []
+        started = time.monotonic()
+        taken = items
         try:
             with db.transaction(self.ctx.engine) as s:
                 done = []
-                for item in items:
+                for n, item in enumerate(items):
+                    if n and time.monotonic() - started > BATCH_SECONDS:
+                        taken = items[:n]
+                        break
                     current = s.get(WorkItem, item.id)
                     assert current is not None
                     try:
@@ -182,15 +201,16 @@ class Worker:
                 claims.complete(s, self.id, done)
         except claims.LeaseLost as exc:
             log.warning("%s; the batch rolled back", exc)
-            return
+            return items[len(taken):]
         except Exception as exc:  # the batch as a whole: each item on its own, once more
             log.warning("a batch of %d %s items failed (%s: %s); running them one by one",
-                        len(items), items[0].kind, type(exc).__name__, exc)
-            for item in items:
+                        len(taken), taken[0].kind, type(exc).__name__, exc)
+            for item in taken:
                 self.run_one(item)
-            return
+            return items[len(taken):]
         for item, exc in failures:
             self.failed(item, exc)
+        return items[len(taken):]
 
     def run_effects(self, effect: Callable[[Context, Sequence[WorkItem]], None],
                     items: Sequence[WorkItem]) -> None:

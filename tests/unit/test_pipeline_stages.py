@@ -229,3 +229,28 @@ def test_a_batch_is_one_commit_and_one_failing_item_is_undone_alone(
     _drain(ctx)
     assert _count(ctx, Event) == 3 and _count(ctx, DeadLetter) == 0
     assert len(ctx.outputs["erp"].written) == 3  # type: ignore[attr-defined]
+
+
+def test_a_long_batch_is_cut_into_transactions_of_about_a_second(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import event as sa_event
+
+    from gateway.pipeline import stages
+    from gateway.pipeline import worker as worker_mod
+
+    for n in (21, 22, 23, 24):
+        _receive(ctx, ACME.replace(b"000001001", f"{n:09d}".encode()))
+    real_validate = stages.TRANSACTIONAL["validate"]
+
+    def slow_validate(c: Context, s: Any, item: WorkItem) -> None:
+        time.sleep(0.3)  # a large file
+        real_validate(c, s, item)
+
+    monkeypatch.setitem(stages.TRANSACTIONAL, "validate", slow_validate)
+    monkeypatch.setattr(worker_mod, "BATCH_SECONDS", 0.5)
+    commits: list[int] = []
+    sa_event.listen(ctx.engine, "commit", lambda conn: commits.append(1))
+    assert Worker(ctx, "w1").step()
+    # The claim, then 2 + 2 items: each transaction stops taking items after 0.5 s.
+    assert len(commits) == 3
+    assert _count(ctx, Interchange) == 4
