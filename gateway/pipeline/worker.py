@@ -199,14 +199,8 @@ class Worker:
                         continue
                     done.append(item.id)
                 claims.complete(s, self.id, done)
-        except claims.LeaseLost as exc:
-            log.warning("%s; the batch rolled back", exc)
-            return items[len(taken):]
-        except Exception as exc:  # the batch as a whole: each item on its own, once more
-            log.warning("a batch of %d %s items failed (%s: %s); running them one by one",
-                        len(taken), taken[0].kind, type(exc).__name__, exc)
-            for item in taken:
-                self.run_one(item)
+        except Exception as exc:
+            self._batch_failed(taken, exc)
             return items[len(taken):]
         for item, exc in failures:
             self.failed(item, exc)
@@ -217,13 +211,18 @@ class Worker:
         """Outbound items done together; should that fail, each on its own."""
         try:
             effect(self.ctx, items)
-        except claims.LeaseLost as exc:
-            log.warning("%s; the batch rolled back", exc)
         except Exception as exc:
-            log.warning("a batch of %d %s items failed (%s: %s); running them one by one",
-                        len(items), items[0].kind, type(exc).__name__, exc)
-            for item in items:
-                self.run_one(item)
+            self._batch_failed(items, exc)
+
+    def _batch_failed(self, items: Sequence[WorkItem], exc: Exception) -> None:
+        """A batch failed as a whole: lost to another worker, or each item on its own, once more."""
+        if isinstance(exc, claims.LeaseLost):
+            log.warning("%s; the batch rolled back", exc)
+            return
+        log.warning("a batch of %d %s items failed (%s: %s); running them one by one",
+                    len(items), items[0].kind, type(exc).__name__, exc)
+        for item in items:
+            self.run_one(item)
 
     def run_stage(self, item: WorkItem) -> None:
         """Run the item's stage: in one transaction with its completion, or as an outbound effect."""
