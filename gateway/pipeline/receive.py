@@ -79,7 +79,7 @@ class FolderInbox:
             if now - st.st_mtime < self.ctx.settings.stable_for:
                 continue  # still being written, perhaps
             if st.st_size > self.ctx.settings.max_input_bytes:
-                out.append(self.take(partner, f))
+                out.append(self.refuse(partner, f, st.st_size))
                 continue
             batch.append((partner, f))
             if len(batch) >= self.ctx.settings.receive_batch:
@@ -89,24 +89,17 @@ class FolderInbox:
             out += self.take_many(batch)
         return out
 
-    def take(self, partner: str, path: Path) -> Taken:
-        """Receive one file: store it and enqueue validate in one commit, then archive it."""
+    def refuse(self, partner: str, path: Path, size: int) -> Taken:
+        """A file over the size limit, refused unread: moved to .rejected/ and dead-lettered."""
+        # The bytes are not kept, so the dead letter points at the file.
         limit = self.ctx.settings.max_input_bytes
-        size = path.stat().st_size
-        channel = f"folder:{self.root / partner}"
-        if size > limit:
-            # Refused unread: the bytes are not kept, so the dead letter points at the file.
-            target = _archive(path, REJECTED)
-            with db.transaction(self.ctx.engine) as s:
-                parking.park(s, stage="validate", endpoint=channel,
-                             reason=f"too large: {path.name} has {size} bytes, the limit is "
-                                    f"{limit}; moved to {target}", chain=[])
-            log.warning("%s: too large (%d bytes > %d), moved to %s", path, size, limit, target)
-            return Taken(path, "refused")
-        got = self.take_many([(partner, path)])
-        if not got:
-            raise FileNotFoundError(path)  # moved away by another poller
-        return got[0]
+        target = _archive(path, REJECTED)
+        with db.transaction(self.ctx.engine) as s:
+            parking.park(s, stage="validate", endpoint=self._channel(partner),
+                         reason=f"too large: {path.name} has {size} bytes, the limit is "
+                                f"{limit}; moved to {target}", chain=[])
+        log.warning("%s: too large (%d bytes > %d), moved to %s", path, size, limit, target)
+        return Taken(path, "refused")
 
     def take_many(self, files: list[tuple[str, Path]]) -> list[Taken]:
         """Receive files: store each and enqueue its validate in one commit, then archive them."""
@@ -120,7 +113,7 @@ class FolderInbox:
         taken = []
         with db.transaction(self.ctx.engine) as s:
             for partner, path, data in read:
-                got = receive.receive(s, partner=partner, channel=f"folder:{self.root / partner}",
+                got = receive.receive(s, partner=partner, channel=self._channel(partner),
                                       source_name=path.name, data=data)
                 if got.new:
                     claims.enqueue(s, "validate", message_id=got.message.id)
@@ -131,6 +124,9 @@ class FolderInbox:
             log.info("%s: %s message %s", t.path, "new" if t.outcome == "new" else "repeat of",
                      t.message_id)
         return taken
+
+    def _channel(self, partner: str) -> str:
+        return f"folder:{self.root / partner}"
 
 
 def _archive(path: Path, folder: str) -> Path:
