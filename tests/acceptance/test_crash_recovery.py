@@ -84,6 +84,15 @@ def _wait_drained(run: Run, gw: Gateway, store: Store, timeout: float) -> None:
                 f"{[i for i in store.items() if i[1] in ('pending', 'claimed')][:20]}")
 
 
+def _start(site: Site, workers: int, env: dict[str, str] | None = None,
+           ) -> tuple[Gateway, Store, float]:
+    """Start `edigw run` on the site; the gateway, its store once migrated, and when it began."""
+    gw = Gateway(site, workers, env=env)
+    started = time.monotonic()
+    gw.start()
+    return gw, _open_store(site.store_url, gw), started
+
+
 def _open_store(url: str, gw: Gateway) -> Store:
     # The runner migrates the store; wait for its tables.
     deadline = time.monotonic() + 60
@@ -131,10 +140,7 @@ def _r1(root: Path, *, files: int, sets: int, kills: int, workers: int,
         site = crash_site(root, sim.events_url, store_url=store_url, max_claims=10)
         run = Run(site, files, sets)
         _drop(site, files, sets)
-        gw = Gateway(site, workers)
-        started = time.monotonic()
-        gw.start()
-        store = _open_store(site.store_url, gw)
+        gw, store, started = _start(site, workers)
         try:
             while run.kills < kills and not _drained(run, store):
                 time.sleep(rng.uniform(0.2, 1.2))
@@ -191,10 +197,8 @@ def _r2(root: Path, point: str, *, workers: int, store_url: str | None = None) -
                           batch=R2_BATCH, receive_batch=1, lease=1.5, heartbeat=0.4)
         run = Run(site, files, sets)
         _drop(site, files, sets)
-        gw = Gateway(site, workers, env={"EDIGW_CRASH_AT": f"{point}:{CRASH_POINTS[point]}"})
-        started = time.monotonic()
-        gw.start()
-        store = _open_store(site.store_url, gw)
+        gw, store, started = _start(site, workers,
+                                    env={"EDIGW_CRASH_AT": f"{point}:{CRASH_POINTS[point]}"})
         try:
             _wait_drained(run, gw, store, timeout=240)
             run.seconds = time.monotonic() - started
@@ -243,10 +247,7 @@ def _r5(root: Path, outage: float, *, workers: int, store_url: str | None = None
         sim.set_fault("503", retry_after=RETRY_AFTER, seconds=outage)
         outage_ends = time.monotonic() + outage
         _drop(site, files, sets)
-        gw = Gateway(site, workers)
-        started = time.monotonic()
-        gw.start()
-        store = _open_store(site.store_url, gw)
+        gw, store, started = _start(site, workers)
         try:
             time.sleep(max(0.0, outage_ends - time.monotonic()) / 2)
             before = store.attempts()
