@@ -1,17 +1,25 @@
-"""Standard Webhooks signatures: HMAC-SHA256 over id.timestamp.body, base64, "v1," prefix."""
+"""Standard Webhooks signatures, computed by the spec's reference package (standardwebhooks).
+
+This module only holds the secrets, parses headers defensively and applies our injected
+clock; the signing scheme itself (HMAC-SHA256 over ``id.timestamp.body``, base64, ``v1,``)
+is the reference implementation's, so it cannot drift from the spec.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
+from datetime import UTC, datetime
+
+import standardwebhooks
 
 from canonical import errors
 
 PREFIX = "whsec_"
 TOLERANCE = 300  # seconds either way, as the spec suggests, against replays of old requests
+MAX_SIGNATURES = 16  # a rotation lists a few; more is someone probing
 
 
 class Secret:
@@ -45,15 +53,18 @@ class Secret:
     def key(self) -> bytes:
         return self._key
 
+    def webhook(self) -> standardwebhooks.Webhook:
+        # Bytes are taken as the raw key by the reference package (a str would be base64).
+        return standardwebhooks.Webhook(self._key)
+
     def __repr__(self) -> str:
         return "Secret('**********')"
 
 
 def sign(secret: Secret, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The webhook-signature header value for one message."""
-    signed = msg_id.encode("utf-8") + b"." + str(timestamp).encode("ascii") + b"." + body
-    digest = hmac.new(secret.key(), signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode("ascii")
+    """The webhook-signature header value for one message (body must be UTF-8 text)."""
+    when = datetime.fromtimestamp(timestamp, tz=UTC)
+    return secret.webhook().sign(msg_id, when, body.decode("utf-8"))
 
 
 def headers(secret: Secret, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
@@ -65,22 +76,50 @@ def headers(secret: Secret, msg_id: str, timestamp: int, body: bytes) -> dict[st
     }
 
 
+def _offered(signature: str) -> list[bytes]:
+    """The v1 signatures a header lists (space-separated during a rotation), decoded."""
+    found = []
+    for item in signature.split(" ")[:MAX_SIGNATURES]:
+        version, _, value = item.partition(",")
+        if version != "v1" or not value:
+            continue
+        try:
+            found.append(base64.b64decode(value, validate=True))
+        except binascii.Error:
+            continue
+    return found
+
+
 def verify(secrets: list[Secret], msg_id: str | None, timestamp: str | None,
            signature: str | None, body: bytes, now: float) -> str | None:
-    """None if the headers carry a valid signature by any of `secrets`, else why not."""
+    """None if the headers carry a valid signature by any of `secrets`, else why not.
+
+    Never raises: every malformed header or body is a reason. The reference package's own
+    verify() reads the wall clock and raises on malformed input, so the timestamp check is
+    done here against `now` and only the signature computation is delegated.
+    """
     if not msg_id or not timestamp or not signature:
         return "missing webhook-id, webhook-timestamp or webhook-signature"
-    try:
-        when = int(timestamp)
-    except ValueError:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return "webhook-timestamp is not an integer"
+    when = int(timestamp)
     if abs(now - when) > TOLERANCE:
         return f"webhook-timestamp is more than {TOLERANCE} s from now"
-    # The header may list several space-separated signatures (during a secret rotation),
-    # and several secrets may be valid at once for the same reason.
-    offered = [s.partition(",")[2] for s in signature.split() if s.startswith("v1,")]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the body is not UTF-8 text, which Standard Webhooks signatures cover"
+    offered = _offered(signature)
+    if not offered:
+        return "no v1 signature in webhook-signature"
     for secret in secrets:
-        expected = sign(secret, msg_id, when, body).partition(",")[2]
-        if any(hmac.compare_digest(expected.encode(), o.encode()) for o in offered):
+        expected = sign_text(secret, msg_id, when, text)
+        if any(hmac.compare_digest(expected, o) for o in offered):
             return None
     return "no valid v1 signature"
+
+
+def sign_text(secret: Secret, msg_id: str, timestamp: int, text: str) -> bytes:
+    """The raw v1 signature bytes of one message, by the reference package."""
+    value = secret.webhook().sign(msg_id, datetime.fromtimestamp(timestamp, tz=UTC), text)
+    return base64.b64decode(value.partition(",")[2])

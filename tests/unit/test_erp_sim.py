@@ -63,6 +63,9 @@ def test_a_rotated_secret_and_a_listed_signature_both_verify() -> None:
     (SPEC_ID, str(SPEC_TS), SPEC_SIGNATURE, SPEC_BODY, SPEC_TS + 301, "more than 300"),
     (SPEC_ID, "soon", SPEC_SIGNATURE, SPEC_BODY, SPEC_TS, "not an integer"),
     (SPEC_ID, str(SPEC_TS), None, SPEC_BODY, SPEC_TS, "missing"),
+    (SPEC_ID, str(SPEC_TS), SPEC_SIGNATURE, b"\xff\xfe", SPEC_TS, "not UTF-8"),
+    (SPEC_ID, str(SPEC_TS), "v1,not*base64 v2,abc", SPEC_BODY, SPEC_TS, "no v1 signature"),
+    (SPEC_ID, "\u00b2\u00b3", SPEC_SIGNATURE, SPEC_BODY, SPEC_TS, "not an integer"),
     ("other", str(SPEC_TS), SPEC_SIGNATURE, SPEC_BODY, SPEC_TS, "no valid"),
 ])
 def test_bad_signatures_say_why(msg_id: str, ts: str, sig: str | None, body: bytes, now: int,
