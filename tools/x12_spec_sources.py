@@ -19,6 +19,7 @@ and only their facts are written to mappings/x12/spec/sources/ (nothing of their
 - pyx12.syntax.tsv         version segment note
 
 The recorded tables are what tests/unit/test_x12_spec_sources.py compares spec/ with.
+sources/pages.syntax.tsv is kept by hand (notes read on published pages) and not written here.
 """
 
 from __future__ import annotations
