@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from functools import cache
-from pathlib import Path
 
 import pytest
 
@@ -368,7 +367,6 @@ def test_a_wrong_syntax_note_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "4010 REF syntax" in disagreements()
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m tests.unit.test_x12_spec_sources: list them all
     for k, v in sorted(disagreements().items()):
         print(f"{k}: {v}")
-    _ = Path
