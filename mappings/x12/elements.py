@@ -24,6 +24,15 @@ _LITERAL_4010 = ("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyz
 _LITERAL_5010 = _LITERAL_4010 + "^`"
 
 RawError = tuple[str, int, int | None, int | None, ElementRule, str | None, str, str]
+# Added to a finding that rests only on a fact spec/ marks unverified (it is then a warning).
+UNVERIFIED_NOTE = " (the spec marks this fact unverified: a warning, not an error)"
+
+
+def _severity(soft: bool, message: str, severity: str) -> tuple[str, str]:
+    """A finding's message and severity, softened when its fact is unverified."""
+    if soft and severity == "error":
+        return message + UNVERIFIED_NOTE, "warning"
+    return message, severity
 Checker = Callable[[list[str], str, "str | None"], "list[RawError] | None"]
 
 
@@ -160,8 +169,7 @@ def make_fast_checker(rule: SegmentRule, extended_5010: bool, legacy: bool,
     separator: it only decides "clean"; anything else goes to the detailed checker."""
     slow = make_checker(rule, extended_5010, legacy)
     if legacy:
-        rule = SegmentRule(rule.id, rule.name, tuple(_legacy(r) for r in rule.elements),
-                           rule.syntax)
+        rule = replace(rule, elements=tuple(_legacy(r) for r in rule.elements))
     # The component separator is never data in a simple element: leave it out of the set.
     allowed = _LITERAL_5010 if extended_5010 else _LITERAL_4010
     chars = "".join("\\" + c if c in "\\]^-[" else c for c in allowed if c != comp)
@@ -224,8 +232,7 @@ def make_checker(rule: SegmentRule, extended_5010: bool, legacy: bool = False) -
     chars_rx = re.compile(rf"[^{chars}]", re.S)
     items = []
     if legacy:
-        rule = SegmentRule(rule.id, rule.name, tuple(_legacy(r) for r in rule.elements),
-                           rule.syntax)
+        rule = replace(rule, elements=tuple(_legacy(r) for r in rule.elements))
     for r in rule.elements:
         comps = None
         if r.components is not None:
@@ -246,22 +253,25 @@ def make_checker(rule: SegmentRule, extended_5010: bool, legacy: bool = False) -
                          f"{label(r)} contains the component separator {comp!r} but is not a "
                          f"composite", "error"))
             return
+        # A character outside the X12 set is wrong whatever the element's facts are.
+        soft = r.unverified and chars_rx.search(v) is None
         for code, msg, sev in diagnose(r, v, chars_rx):
+            msg, sev = _severity(soft, msg, sev)
             errs.append((code, pos, comp_pos, rep_pos, r, v, msg, sev))
 
     def composite(errs: list[RawError], r: ElementRule, comps: tuple, v: str, pos: int,
                   rep_pos: int | None, comp: str) -> None:
         parts = v.split(comp)
         if len(parts) > len(comps) and any(parts[len(comps):]):
-            errs.append(("13", pos, len(comps) + 1, rep_pos, r, v,
-                         f"{label(r)} has {len(parts)} components, at most {len(comps)} "
-                         f"allowed", "error"))
+            errs.append(("13", pos, len(comps) + 1, rep_pos, r, v, *_severity(
+                r.unverified, f"{label(r)} has {len(parts)} components, at most {len(comps)} "
+                f"allowed", "error")))
         for k, (c, fast) in enumerate(comps, 1):
             pv = parts[k - 1] if k <= len(parts) else ""
             if not pv:
                 if c.usage == "R":
-                    errs.append(("1", pos, k, rep_pos, c, None,
-                                 f"{label(c)} is required in {r.ref} but empty", "error"))
+                    errs.append(("1", pos, k, rep_pos, c, None, *_severity(
+                        c.unverified, f"{label(c)} is required in {r.ref} but empty", "error")))
                 continue
             if c.usage == "N":
                 errs.append(("10", pos, k, rep_pos, c, pv,
@@ -275,15 +285,15 @@ def make_checker(rule: SegmentRule, extended_5010: bool, legacy: bool = False) -
         if n - 1 > last:
             extra = next((i for i in range(last + 1, n) if fields[i]), None)
             if extra is not None:
-                errs.append(("3", extra, None, None, _EXTRA, fields[extra],
-                             f"{seg_id} has {n - 1} elements, at most {last} allowed "
-                             f"({seg_id}{extra:02d} is extra)", "error"))
+                errs.append(("3", extra, None, None, _EXTRA, fields[extra], *_severity(
+                    rule.unverified, f"{seg_id} has {n - 1} elements, at most {last} allowed "
+                    f"({seg_id}{extra:02d} is extra)", "error")))
         for seq, r, fast, comps in items_t:
             v = fields[seq] if seq < n else ""
             if not v:
                 if r.usage == "R":
-                    errs.append(("1", seq, None, None, r, None,
-                                 f"{label(r)} is required but empty", "error"))
+                    errs.append(("1", seq, None, None, r, None, *_severity(
+                        r.unverified, f"{label(r)} is required but empty", "error")))
                 continue
             if r.usage == "N":
                 errs.append(("10", seq, None, None, r, v,
@@ -294,9 +304,9 @@ def make_checker(rule: SegmentRule, extended_5010: bool, legacy: bool = False) -
             if rep is not None and r.repeat > 1 and rep in v:
                 reps = v.split(rep)
                 if len(reps) > r.repeat:
-                    errs.append(("12", seq, None, None, r, v,
-                                 f"{label(r)} repeats {len(reps)} times, at most {r.repeat} "
-                                 f"allowed", "error"))
+                    errs.append(("12", seq, None, None, r, v, *_severity(
+                        r.unverified, f"{label(r)} repeats {len(reps)} times, at most "
+                        f"{r.repeat} allowed", "error")))
                     continue
             else:
                 reps = None
@@ -321,9 +331,11 @@ def make_checker(rule: SegmentRule, extended_5010: bool, legacy: bool = False) -
                 r = by_seq.get(pos, _EXTRA)
                 code = "10" if kind == "E" else "2"
                 names = ", ".join(f"{seg_id}{i:02d}" for i in idx)
+                soft = rule.unverified or (kind, idx) in rule.soft_syntax
                 errs.append((code, pos, None, None, r, fields[pos] if pos < n else None,
-                             f"{seg_id}{pos:02d}: {msg} (syntax note {kind}"
-                             f"{''.join(f'{i:02d}' for i in idx)}: {names})", "error"))
+                             *_severity(soft, f"{seg_id}{pos:02d}: {msg} (syntax note {kind}"
+                                        f"{''.join(f'{i:02d}' for i in idx)}: {names})",
+                                        "error")))
         return errs or None
 
     return check

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -30,10 +31,11 @@ from canonical.errors import SpecificationError
 log = logging.getLogger(__name__)
 
 # Bump when the compiled shape changes, so old pickles are not reused.
-SPEC_FORMAT = 3
+SPEC_FORMAT = 4
 MAXINT = sys.maxsize
 _OUR_MAPS = Path(__file__).resolve().parent / "maps"
 _PYX12_MAPS_HINT = "pyx12/map"
+UNVERIFIED = "unverified.json"  # written by mapgen beside the maps
 
 
 def default_map_path() -> Path:
@@ -66,6 +68,7 @@ class ElementRule:
     regex: str | None = None
     repeat: int = 1  # repetitions allowed (5010 repeating elements)
     components: tuple[ElementRule, ...] | None = None
+    unverified: bool = False  # its type, length, codes or place are in no source: it warns
 
 
 @dataclass(slots=True)
@@ -77,6 +80,9 @@ class SegmentRule:
     elements: tuple[ElementRule, ...]
     # (kind, positions): P paired, R required, C conditional, L list conditional, E exclusion
     syntax: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # Facts in no source (maps/unverified.json): what only they find is a warning.
+    unverified: bool = False  # the element list itself
+    soft_syntax: frozenset[tuple[str, tuple[int, ...]]] = frozenset()
 
 
 @dataclass(slots=True)
@@ -148,6 +154,8 @@ class MapFolder:
     codes: dict[str, frozenset[str]]  # external code list id -> codes
     set_ids: dict[str, str]  # map file -> transaction set id (xid of <transaction>)
     known_segment_ids: frozenset[str] = frozenset()
+    # map file -> segment id -> {"segment": bool, "elements": [positions], "syntax": [notes]}
+    unverified: dict[str, dict[str, dict]] = field(default_factory=dict)
 
 
 # -- loading the XML ------------------------------------------------------------------
@@ -223,7 +231,25 @@ def load_folder(path: str | os.PathLike[str] | None = None) -> MapFolder:
             known.add(elem.get("xid") or "")
             elem.clear()
     return MapFolder(folder, tuple(entries), _load_dataele(folder / "dataele.xml"),
-                     _load_codes(folder / "codes.xml"), set_ids, frozenset(known))
+                     _load_codes(folder / "codes.xml"), set_ids, frozenset(known),
+                     _load_unverified(folder / UNVERIFIED))
+
+
+def _load_unverified(path: Path) -> dict[str, dict[str, dict]]:
+    """The facts our spec marks unverified; a folder without the file has none."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["maps"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SpecificationError(f"cannot read {path}: {exc}") from exc
+
+
+def _note(text: str) -> tuple[str, tuple[int, ...]] | None:
+    """A syntax note in pyx12's form (C0403) as (kind, positions)."""
+    if len(text) >= 5 and text[0] in "PRCLE" and text[1:].isdigit():
+        return (text[0], tuple(int(text[i:i + 2]) for i in range(1, len(text), 2)))
+    return None
 
 
 # -- the intermediate tree (compile time only) ----------------------------------------
@@ -308,12 +334,21 @@ class _Compiler:
                     "", 0, MAXINT, _text(child, "usage", "S"), None, None,
                     _count(_text(child, "repeat") or _text(child, "max_use") or "1"), comps))
         elements.sort(key=lambda r: r.seq)
-        syntax = []
-        for s in node.elem.findall("syntax"):
-            text = (s.text or "").strip()
-            if len(text) >= 5 and text[0] in "PRCLE" and text[1:].isdigit():
-                syntax.append((text[0], tuple(int(text[i:i + 2]) for i in range(1, len(text), 2))))
-        return SegmentRule(node.id, node.name, tuple(elements), tuple(syntax))
+        syntax = [n for s in node.elem.findall("syntax") if (n := _note((s.text or "").strip()))]
+        soft = self.folder.unverified.get(self.map_file, {}).get(node.id)
+        if not soft:
+            return SegmentRule(node.id, node.name, tuple(elements), tuple(syntax))
+        # Unverified notes are not in the XML (pyx12 would enforce them): added here, soft.
+        soft_notes = [n for t in soft.get("syntax", ()) if (n := _note(t))]
+        whole = bool(soft.get("segment"))
+        marked = set(soft.get("elements", ()))
+        for r in elements:
+            if whole or r.seq in marked:
+                r.unverified = True
+                for c in r.components or ():
+                    c.unverified = True
+        return SegmentRule(node.id, node.name, tuple(elements), tuple(syntax + soft_notes),
+                           whole, frozenset(soft_notes))
 
     @staticmethod
     def key_of(node: _Node, rule: SegmentRule) -> tuple[int, int, frozenset[str]] | None:
@@ -519,7 +554,7 @@ def cache_dir() -> Path | None:
 
 def _hash_inputs(folder: Path, map_file: str) -> str:
     h = hashlib.sha256(f"{SPEC_FORMAT}|{sys.version_info[:2]}|{map_file}".encode())
-    for name in ("dataele.xml", "codes.xml", "maps.xml", map_file):
+    for name in ("dataele.xml", "codes.xml", "maps.xml", UNVERIFIED, map_file):
         p = folder / name
         h.update(name.encode())
         h.update(p.read_bytes() if p.is_file() else b"-")
