@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 import httpx
 from pydantic import AnyHttpUrl
 
-from canonical import errors
+from canonical import errors, redact
 from canonical.envelope import Event
 from channels import base, signing
 from channels.base import DeliveryReceipt
 from channels.config import ChannelConfig, setting
 
 log = logging.getLogger(__name__)
+# httpx logs each request's URL at INFO, userinfo and all.
+redact.install(logging.getLogger("httpx"))
 
 CONTENT_TYPE = "application/cloudevents+json"
 EXCERPT = 500  # characters of an error answer kept for the operator
@@ -48,7 +50,7 @@ class HttpOutput:
 
     def __init__(self, config: HttpOutputConfig) -> None:
         self.config = config
-        self.endpoint = f"erp:http {config.url}"
+        self.endpoint = f"erp:http {redact.redact(str(config.url))}"
         self._client: httpx.Client | None = None
         self._secret: signing.Secret | None = None
 
@@ -76,9 +78,10 @@ class HttpOutput:
             # The ERP may have applied it; the retry carries the same key, so no second effect.
             raise errors.DeliveryTimeout(f"{where}: {type(exc).__name__}") from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise errors.ConfigError(f"{where}: {exc}") from exc
+            raise errors.ConfigError(f"{where}: {redact.redact(str(exc))}") from exc
         except httpx.TransportError as exc:
-            raise errors.DeliveryUnavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
+            raise errors.DeliveryUnavailable(
+                f"{where}: {type(exc).__name__}: {redact.redact(str(exc))}") from exc
         log.debug("%s: HTTP %s", where, response.status_code)
         return self._receipt(event, response, where)
 

@@ -95,7 +95,7 @@ def deliver(ctx: Context, item: WorkItem, loaded: Loaded | None = None) -> None:
             claims.complete(s, worker, [item.id])
             return
         assert error is not None
-        d.last_error = f"{type(error).__name__}: {error}"
+        d.last_error = parking.describe(error)
         d.last_status_code = getattr(error, "status", None)
         dest = ctx.settings.destinations.get(destination)
         rule = dest.retry if dest else policy.RetryPolicy()
