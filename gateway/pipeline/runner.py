@@ -19,6 +19,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from canonical import redact
+from gateway import private
 from gateway.pipeline.context import Context
 from gateway.pipeline.receive import FolderInbox
 from gateway.pipeline.worker import Worker
@@ -84,7 +86,7 @@ def _prepare_files(ctx: Context) -> None:
     # The embedded default writes under ./var/erp/, which a fresh clone does not have.
     for dest in ctx.settings.destinations.values():
         if dest.type == "file" and dest.config.get("path"):
-            Path(dest.config["path"]).parent.mkdir(parents=True, exist_ok=True)
+            private.make_dirs(Path(dest.config["path"]).parent)
 
 
 def _drain_inbox(inbox: FolderInbox) -> None:
@@ -137,6 +139,7 @@ def worker_main(config: str | None, store_url: str, once: bool) -> None:
     """A worker process: work until SIGTERM (or, once, until idle)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s "
                         "%(name)s: %(message)s")
+    redact.install(*logging.getLogger().handlers)
     ctx = Context.load(config, store_url=store_url)
     worker = Worker(ctx)
     worker.install_signals()
