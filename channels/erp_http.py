@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import re
 import time
 from datetime import UTC, datetime
 
@@ -24,6 +25,8 @@ redact.install(logging.getLogger("httpx"))
 CONTENT_TYPE = "application/cloudevents+json"
 EXCERPT = 500  # characters of an error answer kept for the operator
 REPLAYED = "idempotent-replayed"  # the ERP's way of saying it already had this key
+# RFC 9110 delta-seconds: ASCII digits only (str.isdigit() also takes "²", which float() refuses).
+_DELTA_SECONDS = re.compile(r"[0-9]+", re.ASCII)
 
 
 class HttpOutputConfig(ChannelConfig):
@@ -105,15 +108,22 @@ class HttpOutput:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable."""
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable.
+
+    Never raises: the header is the ERP's to get wrong, and a malformed one only means the
+    policy's own backoff applies. A huge value is returned as it is, inf past a float's
+    range: the retry policy caps every delay at its maximum.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)  # not int(): a 5,000-digit value must cost nothing
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
