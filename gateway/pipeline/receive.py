@@ -117,10 +117,12 @@ class FolderInbox:
             if not stat.S_ISREG(st.st_mode):
                 out.append(self.refuse(partner, f, f"not a regular file: {f.name} is "
                                        f"{local_files.kind(st.st_mode)}"))
+            elif not self.stability.ready(f, st):
+                continue  # still being written, perhaps (and a growing file is not refused)
             elif st.st_size > self.ctx.settings.max_input_bytes:
                 out.append(self.refuse(partner, f, f"too large: {f.name} has {st.st_size} "
                                        f"bytes, the limit is {self.ctx.settings.max_input_bytes}"))
-            elif self.stability.ready(f, st):
+            else:
                 ready.append((partner, f, st))
         self.stability.keep_only(seen)
         batch: list[tuple[str, Path, Signature]] = []

@@ -47,9 +47,11 @@ class Clock:
 def make_inbox(tmp_path: Path) -> Iterator[Callable[..., FolderInbox]]:
     contexts: list[Context] = []
 
-    def make(stable_for: float = 0, clock: Callable[[], float] | None = None) -> FolderInbox:
+    def make(stable_for: float = 0, clock: Callable[[], float] | None = None,
+             **extra: object) -> FolderInbox:
         site = Site(tmp_path, inbound={"folder": {"stable_for": stable_for,
-                                                  "root": str(tmp_path / "var" / "inbox")}})
+                                                  "root": str(tmp_path / "var" / "inbox")}},
+                    **extra)
         migrated(site.store_url).dispose()
         ctx = Context.load(str(site.config))
         contexts.append(ctx)
@@ -196,6 +198,18 @@ def test_a_file_is_taken_once_it_stayed_the_same_for_stable_for(make_inbox) -> N
     [taken] = inbox.poll()
     assert taken.outcome == "new"
     assert stored(inbox) == [HALF + REST]
+
+
+def test_a_file_growing_past_the_size_limit_is_refused_once_it_settles(make_inbox) -> None:
+    clock = Clock()
+    inbox = make_inbox(stable_for=2, clock=clock, limits={"max_input_bytes": len(HALF)})
+    path = folder(inbox) / "po.edi"
+    path.write_bytes(HALF + REST)
+    assert inbox.poll() == []  # perhaps still being written: not judged yet
+    assert path.exists() and reasons(inbox) == []
+    clock.now += 2
+    [taken] = inbox.poll()
+    assert taken.outcome == "refused" and reasons(inbox)[0].startswith("too large: po.edi")
 
 
 def test_a_file_open_for_writing_is_not_taken(make_inbox) -> None:
