@@ -116,6 +116,42 @@ def unchanged(fd: int, path: Path, seen: Signature) -> bool:
     return Signature.of(os.fstat(fd)) == seen and (now.st_dev, now.st_ino) == seen.file
 
 
+def open_folder(path: Path, make: Callable[[Path], None]) -> int:
+    """A descriptor on the folder at path (made if missing), never through a link.
+
+    Whoever can write beside it could have put a link there (`.done -> /etc`), which
+    would move the files archived into it anywhere; such a link, or a file, is renamed
+    aside and a real folder made in its place.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | \
+        getattr(os, "O_CLOEXEC", 0)
+    for _ in range(3):  # a writer racing us gets a few turns, not a loop
+        try:
+            return os.open(path, flags)
+        except FileNotFoundError:
+            make(path)
+        except OSError as exc:
+            if exc.errno not in (*_LINK_ERRNOS, errno.ENOTDIR):
+                raise
+            aside = path.with_name(f"{path.name}.{time.time_ns()}.not-a-folder")
+            log.warning("%s: %s, not a folder; renamed to %s", path,
+                        kind(os.lstat(path).st_mode), aside.name)
+            os.rename(path, aside)
+    raise NotADirectoryError(f"{path}: keeps being replaced by something other than a folder")
+
+
+def move_into(path: Path, folder_fd: int, folder: Path) -> Path:
+    """Rename path into an open folder under its own name, or a stamped one if taken; where it went."""
+    name = path.name
+    try:
+        os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+        name = f"{path.stem}.{time.time_ns()}{path.suffix}"
+    except FileNotFoundError:
+        pass
+    os.rename(path, name, dst_dir_fd=folder_fd)
+    return folder / name
+
+
 class Stability:
     """Which files have kept the same signature for stable_for seconds across polls."""
 

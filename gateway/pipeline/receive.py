@@ -15,14 +15,12 @@ against it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from channels import local_files
@@ -236,13 +234,12 @@ class FolderInbox:
 
 
 def _archive(path: Path, folder: str) -> Path:
-    """Move a file into a sibling folder, never over another file of the same name."""
+    """Move a file into a sibling folder (a real one, not a link), never over another file."""
     target_dir = path.parent / folder
-    private.make_dirs(target_dir)
-    target = target_dir / path.name
-    if os.path.lexists(target):
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        target = target_dir / f"{path.stem}.{stamp}{path.suffix}"
-    with contextlib.suppress(FileNotFoundError):
-        path.replace(target)
-    return target
+    fd = local_files.open_folder(target_dir, private.make_dirs)
+    try:
+        return local_files.move_into(path, fd, target_dir)
+    except FileNotFoundError:
+        return target_dir / path.name  # moved away by another poller
+    finally:
+        os.close(fd)

@@ -180,6 +180,34 @@ def test_a_linked_partner_folder_is_not_read(tmp_path: Path, make_inbox) -> None
     assert stored(inbox) == [] and (outside / "x.edi").exists()
 
 
+@pytest.mark.parametrize("archive", [".done", ".rejected"])
+def test_an_archive_folder_planted_as_a_link_is_set_aside(tmp_path: Path, make_inbox,
+                                                          archive: str) -> None:
+    inbox = make_inbox()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (folder(inbox) / archive).symlink_to(outside, target_is_directory=True)
+    (folder(inbox) / "po.edi").write_bytes(HALF)
+    (folder(inbox) / "odd.edi").symlink_to(tmp_path / "nowhere")
+    assert sorted(t.outcome for t in poll_guarded(inbox)) == ["new", "refused"]
+    assert list(outside.iterdir()) == []  # nothing was moved through the link
+    real = folder(inbox) / archive
+    assert real.is_dir() and not real.is_symlink()
+    assert len(list(folder(inbox).glob(f"{archive}.*.not-a-folder"))) == 1
+    assert (folder(inbox) / ".done" / "po.edi").read_bytes() == HALF
+    assert (folder(inbox) / ".rejected" / "odd.edi").is_symlink()
+
+
+def test_a_name_taken_in_the_archive_is_not_overwritten(make_inbox) -> None:
+    inbox = make_inbox()
+    (folder(inbox) / "po.edi").write_bytes(HALF)
+    inbox.poll()
+    (folder(inbox) / "po.edi").write_bytes(REST)
+    inbox.poll()
+    kept = sorted(p.read_bytes() for p in (folder(inbox) / ".done").iterdir())
+    assert kept == sorted([HALF, REST])
+
+
 def test_a_file_is_taken_once_it_stayed_the_same_for_stable_for(make_inbox) -> None:
     clock = Clock()
     inbox = make_inbox(stable_for=2, clock=clock)
