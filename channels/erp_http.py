@@ -5,23 +5,28 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import re
 import time
 from datetime import UTC, datetime
 
 import httpx
 from pydantic import AnyHttpUrl
 
-from canonical import errors
+from canonical import errors, redact
 from canonical.envelope import Event
 from channels import base, signing
 from channels.base import DeliveryReceipt
 from channels.config import ChannelConfig, setting
 
 log = logging.getLogger(__name__)
+# httpx logs each request's URL at INFO, userinfo and all.
+redact.install(logging.getLogger("httpx"))
 
 CONTENT_TYPE = "application/cloudevents+json"
 EXCERPT = 500  # characters of an error answer kept for the operator
 REPLAYED = "idempotent-replayed"  # the ERP's way of saying it already had this key
+# RFC 9110 delta-seconds: ASCII digits only (str.isdigit() also takes "²", which float() refuses).
+_DELTA_SECONDS = re.compile(r"[0-9]+", re.ASCII)
 
 
 class HttpOutputConfig(ChannelConfig):
@@ -48,7 +53,7 @@ class HttpOutput:
 
     def __init__(self, config: HttpOutputConfig) -> None:
         self.config = config
-        self.endpoint = f"erp:http {config.url}"
+        self.endpoint = f"erp:http {redact.redact(str(config.url))}"
         self._client: httpx.Client | None = None
         self._secret: signing.Secret | None = None
 
@@ -76,9 +81,10 @@ class HttpOutput:
             # The ERP may have applied it; the retry carries the same key, so no second effect.
             raise errors.DeliveryTimeout(f"{where}: {type(exc).__name__}") from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise errors.ConfigError(f"{where}: {exc}") from exc
+            raise errors.ConfigError(f"{where}: {redact.redact(str(exc))}") from exc
         except httpx.TransportError as exc:
-            raise errors.DeliveryUnavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
+            raise errors.DeliveryUnavailable(
+                f"{where}: {type(exc).__name__}: {redact.redact(str(exc))}") from exc
         log.debug("%s: HTTP %s", where, response.status_code)
         return self._receipt(event, response, where)
 
@@ -102,15 +108,22 @@ class HttpOutput:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable."""
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if unusable.
+
+    Never raises: the header is the ERP's to get wrong, and a malformed one only means the
+    policy's own backoff applies. A huge value is returned as it is, inf past a float's
+    range: the retry policy caps every delay at its maximum.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)  # not int(): a 5,000-digit value must cost nothing
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

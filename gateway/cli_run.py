@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from canonical import redact
 from canonical.errors import ConfigError
 
 db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
@@ -40,6 +41,7 @@ def run(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s", stream=sys.stderr)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    redact.install(*logging.getLogger().handlers)
     try:
         done = runner.run(str(config) if config else None, workers=workers, once=once)
     except ConfigError as exc:
@@ -52,7 +54,7 @@ def run(
                f"{done.acks_sent}, waiting work items {done.waiting_items}")
     for name, dest in s.destinations.items():
         where = dest.config.get("path") or dest.config.get("url") or dest.type
-        typer.echo(f"destination {name}: {dest.type} {where}")
+        typer.echo(f"destination {name}: {dest.type} {redact.redact(str(where))}")
     typer.echo(f"acknowledgments: {s.outbox_root}/<partner>/")
 
 

@@ -11,6 +11,9 @@ from tenacity import wait_exponential
 
 from canonical import errors
 
+# The longest delay or age a policy may name: any time that far ahead is still a datetime.
+LONGEST = 100 * 365 * 86400.0
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -19,7 +22,7 @@ class RetryPolicy:
     maximum_redeliveries: int = 10  # tries after the first; -1 = no limit (needs max_age)
     redelivery_delay: float = 1.0  # seconds before the first redelivery
     back_off_multiplier: float = 2.0  # each delay is this many times the previous one
-    maximum_redelivery_delay: float = 3600.0  # no delay is longer, before Retry-After
+    maximum_redelivery_delay: float = 3600.0  # no delay is longer, a Retry-After's included
     max_age: float | None = 86400.0  # seconds from the first attempt; no attempt starts later
     jitter: float = 0.5  # 0 = exact delays; 1 = anywhere in (0, delay] ("full jitter")
 
@@ -34,11 +37,12 @@ class RetryPolicy:
             problems.append("redelivery_delay must be a finite number of seconds, 0 or more")
         if not (math.isfinite(self.back_off_multiplier) and self.back_off_multiplier >= 1):
             problems.append("back_off_multiplier must be 1 or more")
-        if not (self.maximum_redelivery_delay >= self.redelivery_delay
-                and math.isfinite(self.maximum_redelivery_delay)):
-            problems.append("maximum_redelivery_delay must be finite and >= redelivery_delay")
-        if self.max_age is not None and not (math.isfinite(self.max_age) and self.max_age > 0):
-            problems.append("max_age must be a positive number of seconds, or None")
+        if not (self.redelivery_delay <= self.maximum_redelivery_delay <= LONGEST):
+            problems.append("maximum_redelivery_delay must be >= redelivery_delay and at most "
+                            f"{LONGEST:g} s (a century)")
+        if self.max_age is not None and not 0 < self.max_age <= LONGEST:
+            problems.append(f"max_age must be a positive number of seconds up to {LONGEST:g}"
+                            " (a century), or None")
         if not 0 <= self.jitter <= 1:
             problems.append("jitter must be between 0 and 1")
         if problems:
@@ -94,10 +98,11 @@ def decide(policy: RetryPolicy, attempt: int, error: BaseException, now: datetim
     # Drawn in [low, high]: jitter=1 is tenacity's wait_random_exponential ("full jitter").
     delay = (rng or random).uniform(low, high)
     retry_after = getattr(error, "retry_after", None)
-    if isinstance(retry_after, int | float) and math.isfinite(retry_after):
-        # The destination knows its own recovery better than our curve: never come back sooner,
-        # even past maximum_redelivery_delay (max_age still bounds the whole schedule).
-        delay = max(delay, float(retry_after))
+    if isinstance(retry_after, int | float) and retry_after >= 0:
+        # The destination knows its own recovery better than our curve: never come back
+        # sooner, up to maximum_redelivery_delay. The cap is the operator's, and keeps an
+        # absurd Retry-After (20 digits, the year 9999) from overflowing the schedule.
+        delay = max(delay, float(min(retry_after, policy.maximum_redelivery_delay)))
     at = now + timedelta(seconds=delay)
     if policy.max_age is not None and at > first_attempt_at + timedelta(seconds=policy.max_age):
         return GiveUp(f"gave up: the next attempt would start more than {policy.max_age:g} s"

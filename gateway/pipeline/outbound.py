@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 
 from canonical import envelope
 from canonical.errors import GatewayError, PermanentError
+from canonical.redact import redact
 from channels.base import DeliveryReceipt
 from gateway.pipeline import crash, parking
 from gateway.pipeline.context import Context
@@ -95,7 +96,7 @@ def deliver(ctx: Context, item: WorkItem, loaded: Loaded | None = None) -> None:
             claims.complete(s, worker, [item.id])
             return
         assert error is not None
-        d.last_error = f"{type(error).__name__}: {error}"
+        d.last_error = parking.describe(error)
         d.last_status_code = getattr(error, "status", None)
         dest = ctx.settings.destinations.get(destination)
         rule = dest.retry if dest else policy.RetryPolicy()
@@ -107,7 +108,8 @@ def deliver(ctx: Context, item: WorkItem, loaded: Loaded | None = None) -> None:
             claims.fail(s, worker, item.id, d.last_error, run_after=decision.at)
             return
         d.status = DeliveryStatus.DEAD
-        log.error("delivery %s to %s dead-lettered: %s", d.id, destination, decision.reason)
+        log.error("delivery %s to %s dead-lettered: %s", d.id, destination,
+                  redact(decision.reason))
         endpoint = getattr(ctx.outputs.get(destination), "endpoint", None)
         parking.park(s, stage="deliver", reason=decision.reason, message_id=item.message_id,
                      delivery_id=d.id, work_item_id=item.id,

@@ -10,8 +10,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from canonical.redact import redact
 from gateway.store import db
 from gateway.store.models import DeadLetter
+
+
+def describe(error: BaseException) -> str:
+    """An error as one line for logs and the store, with any URL credentials hidden."""
+    return redact(f"{type(error).__name__}: {error}")
 
 
 def error_chain(error: BaseException | None) -> list[dict[str, Any]]:
@@ -20,7 +26,7 @@ def error_chain(error: BaseException | None) -> list[dict[str, Any]]:
     seen: set[int] = set()
     while error is not None and id(error) not in seen and len(out) < 10:
         seen.add(id(error))
-        entry: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+        entry: dict[str, Any] = {"type": type(error).__name__, "message": redact(str(error))}
         status = getattr(error, "status", None)
         if isinstance(status, int):
             entry["status"] = status
@@ -36,7 +42,8 @@ def park(session: Session, *, stage: str, reason: str, message_id: int | None = 
     """Park work for an operator, in the caller's transaction."""
     now = db.utcnow()
     row = DeadLetter(message_id=message_id, delivery_id=delivery_id, work_item_id=work_item_id,
-                     stage=stage, endpoint=endpoint, reason=reason[:10_000],
+                     stage=stage, endpoint=redact(endpoint) if endpoint else endpoint,
+                     reason=redact(reason)[:10_000],
                      error_chain=chain if chain is not None else error_chain(error),
                      attempts=attempts, first_failed_at=now, last_failed_at=now)
     session.add(row)

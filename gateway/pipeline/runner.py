@@ -3,13 +3,15 @@
 With once=True it takes every file now in the inboxes, works the queue until nothing is
 ready or running, and returns: for tests, demos and cron. Worker processes are started
 with spawn (no fork of a process holding database connections and threads), and one that
-dies is started again; its claimed item comes back when its lease runs out.
+dies is started again; its claimed item comes back when its lease runs out. Workers die
+with the runner, even one killed outright (see lifeline).
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -19,6 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from canonical import redact
+from gateway import private
+from gateway.pipeline import lifeline
 from gateway.pipeline.context import Context
 from gateway.pipeline.receive import FolderInbox
 from gateway.pipeline.worker import Worker
@@ -84,7 +89,7 @@ def _prepare_files(ctx: Context) -> None:
     # The embedded default writes under ./var/erp/, which a fresh clone does not have.
     for dest in ctx.settings.destinations.values():
         if dest.type == "file" and dest.config.get("path"):
-            Path(dest.config["path"]).parent.mkdir(parents=True, exist_ok=True)
+            private.make_dirs(Path(dest.config["path"]).parent)
 
 
 def _drain_inbox(inbox: FolderInbox) -> None:
@@ -128,18 +133,25 @@ def _serve(ctx: Context, inbox: FolderInbox | None, config: str | None, url: str
 
 def _start(config: str | None, url: str, *, once: bool) -> BaseProcess:
     proc = multiprocessing.get_context("spawn").Process(
-        target=worker_main, args=(config, url, once), name="edigw-worker")
+        target=worker_main, args=(config, url, once, os.getpid()), name="edigw-worker")
     proc.start()
     return proc
 
 
-def worker_main(config: str | None, store_url: str, once: bool) -> None:
-    """A worker process: work until SIGTERM (or, once, until idle)."""
+def worker_main(config: str | None, store_url: str, once: bool,
+                parent_pid: int | None = None) -> None:
+    """A worker process: work until SIGTERM, or its supervisor's death (or, once, until idle)."""
+    if parent_pid is not None:
+        # First thing: a supervisor killed while this one loads must still take it along.
+        lifeline.set_death_signal()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s "
                         "%(name)s: %(message)s")
+    redact.install(*logging.getLogger().handlers)
     ctx = Context.load(config, store_url=store_url)
     worker = Worker(ctx)
     worker.install_signals()
+    if parent_pid is not None:
+        lifeline.tie_to(parent_pid, worker.stopping.set, grace=ctx.settings.workers.lease_seconds)
     try:
         worker.run(until_idle=once)
     finally:

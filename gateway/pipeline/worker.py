@@ -247,7 +247,7 @@ class Worker:
                                   max_age=None)
         decision = policy.decide(rule, max(item.attempts, 1), error, now,
                                  item.created_at or now)
-        text = f"{type(error).__name__}: {error}"
+        text = parking.describe(error)
         log.log(logging.WARNING if isinstance(decision, policy.Retry) else logging.ERROR,
                 "%s item %s: %s", item.kind, item.id, text, exc_info=not isinstance(
                     error, PermanentError))

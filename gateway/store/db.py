@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from canonical.errors import TransientError
+from gateway import private
 
 DEFAULT_URL = "sqlite:///var/edigw.db"
 # How long one SQLite statement waits for the write lock inside SQLite's own busy handler.
@@ -55,7 +56,9 @@ def make_engine(url: str | URL | None = None, *, busy_timeout: float = BUSY_TIME
         event.listen(engine, "begin", _begin_server)
         return engine
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # The store holds partners' documents: its folder 0700, the file (and so SQLite's
+        # -wal and -shm, which take its mode) 0600.
+        private.make_file(Path(url.database))
     engine = sa.create_engine(url, **kwargs)
     _tune_sqlite(engine, busy_timeout, locked_retry_for)
     return engine

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from canonical import envelope, errors
 from channels import registry
@@ -27,6 +30,12 @@ def event() -> envelope.Event:
     (" 0 ", 0.0),
     ("Tue, 12 Mar 2024 09:31:30 GMT", 90.0),
     ("Tue, 12 Mar 2024 09:00:00 GMT", 0.0),  # already past: go now
+    ("99999999999999999999", 1e20),  # huge, but a number: the retry policy caps it
+    ("9" * 5000, math.inf),
+    ("Fri, 31 Dec 9999 23:59:59 GMT",
+     (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - NOW).total_seconds()),
+    ("²", None),  # a digit to str.isdigit(), not to float()
+    ("Tue, 12 Mar 2024 09:31:30 +9999", None),
     ("-5", None),
     ("soon", None),
     ("", None),
@@ -34,6 +43,16 @@ def event() -> envelope.Event:
 ])
 def test_retry_after(value: str | None, seconds: float | None) -> None:
     assert parse_retry_after(value, NOW) == seconds
+
+
+@given(st.one_of(st.text(), st.text(st.sampled_from("0123456789\u00b2\u00b3\u0663\u2070"), min_size=1),
+                 st.from_regex(r"\A\s*[0-9]{1,400}\s*\Z"),
+                 st.datetimes().map(lambda d: d.strftime("%a, %d %b %Y %H:%M:%S GMT")),
+                 st.from_regex(r"\A[A-Z][a-z]{2}, [0-9]{1,2} [A-Z][a-z]{2} -?[0-9]{1,6} "
+                               r"[0-9]{1,3}:[0-9]{2}:[0-9]{2} [-+A-Z0-9]{1,6}\Z")))
+def test_any_retry_after_is_seconds_or_none_and_never_raises(value: str) -> None:
+    seconds = parse_retry_after(value, NOW)
+    assert seconds is None or seconds >= 0
 
 
 def answer(status: int, headers: dict[str, str] | None = None, text: str = "") -> httpx.Response:

@@ -89,21 +89,45 @@ def test_never_retries_a_permanent_error(policy: RetryPolicy, attempt: int,
 
 
 @given(policies, st.floats(0, 10**6), st.integers(0, 2**32))
-def test_retry_after_is_a_minimum(policy: RetryPolicy, retry_after: float, seed: int) -> None:
+def test_retry_after_is_a_minimum_up_to_the_maximum_delay(policy: RetryPolicy, retry_after: float,
+                                                          seed: int) -> None:
     error = errors.DeliveryUnavailable("busy", status=503, retry_after=retry_after)
     if policy.maximum_redeliveries == 0:
         return
     decision = retry_at(decide(policy, 1, error, NOW, NOW, random.Random(seed)))
-    assert decision.at >= NOW + timedelta(seconds=retry_after)
+    asked = min(retry_after, policy.maximum_redelivery_delay)
+    assert decision.at >= NOW + timedelta(seconds=asked)
     low, high = policy.delay_bounds(1)
-    # Either the drawn delay, when it is already long enough, or exactly the asked wait.
-    assert decision.delay == retry_after or low <= decision.delay <= high
+    # Either the drawn delay, when it is already long enough, or exactly the (capped) wait.
+    assert decision.delay == asked or low <= decision.delay <= high
 
 
-def test_retry_after_beyond_max_delay_is_still_honoured() -> None:
+def test_retry_after_beyond_the_maximum_delay_is_capped() -> None:
     policy = RetryPolicy(maximum_redelivery_delay=10, max_age=None)
     error = errors.DeliveryUnavailable(status=429, retry_after=120)
-    assert retry_at(decide(policy, 1, error, NOW, NOW)).delay == 120
+    assert retry_at(decide(policy, 1, error, NOW, NOW)).delay == 10
+
+
+# What a Retry-After can become: huge, infinite, past a float, negative, not a number.
+wild = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**30, 10**400),
+                 st.none())
+
+
+@given(policies, st.integers(1, 60), wild, st.integers(0, 2**32))
+def test_any_retry_after_gives_a_decision_within_the_policy(
+        policy: RetryPolicy, attempt: int, retry_after: float | None, seed: int) -> None:
+    error = errors.DeliveryUnavailable("busy", status=503, retry_after=retry_after)
+    decision = decide(policy, attempt, error, NOW, NOW, random.Random(seed))
+    if isinstance(decision, Retry):
+        assert 0 <= decision.delay <= policy.maximum_redelivery_delay
+        assert decision.at == NOW + timedelta(seconds=decision.delay)
+
+
+@pytest.mark.parametrize("field", ["maximum_redelivery_delay", "max_age"])
+@pytest.mark.parametrize("value", [1e300, float("nan"), float("inf")])
+def test_delays_past_a_century_are_refused(field: str, value: float) -> None:
+    with pytest.raises(errors.ConfigError, match=field):
+        RetryPolicy(**{field: value})
 
 
 def test_attempts_run_out() -> None:

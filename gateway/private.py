@@ -1,0 +1,36 @@
+"""Folders and files the gateway creates are its user's alone: folders 0700, files 0600.
+
+They hold partners' documents, the store and its secrets-adjacent errors; nobody else on
+the machine needs to read them. Modes are set where each is created (not with a process
+umask, which would change every other file the process and its callers write); what
+exists already keeps the mode its owner gave it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+DIR_MODE, FILE_MODE = 0o700, 0o600
+
+
+def make_dirs(path: Path) -> None:
+    """Create path and any missing parents, each new one 0700."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            folder.mkdir(mode=DIR_MODE)
+            os.chmod(folder, DIR_MODE)  # mkdir's mode is filtered by the umask
+
+
+def make_file(path: Path) -> None:
+    """Create an empty file 0600 unless it exists, so whatever fills it in later keeps it so."""
+    make_dirs(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+        os.chmod(path, FILE_MODE)
