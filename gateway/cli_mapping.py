@@ -131,11 +131,17 @@ def test(
     mappings_dir: MappingsDir = DEFAULT_MAPPINGS,
 ) -> None:
     """Run the golden examples of the base and partner mappings; show a diff on mismatch."""
-    from canonical.errors import GatewayError
+    from canonical.errors import ConfigError, GatewayError
+    from gateway import partners as partners_mod
     from gateway.mapping_tools import examples as examples_mod
 
     _need_mappings(mappings_dir, "mapping test")
     for p in partners or []:
+        try:
+            if p != "base":
+                partners_mod.check_id(p)
+        except ConfigError as exc:
+            raise _fail("mapping test", str(exc), EXIT_UNREADABLE) from exc
         folder = mappings_dir / "base" if p == "base" else mappings_dir / "partners" / p
         if not folder.is_dir():
             raise _fail("mapping test", f"no mappings for {p!r} (no folder {folder})",
@@ -195,6 +201,9 @@ def new(
         made = starter.write(partner, sample, mappings_dir, output, force=force)
     except (ConfigError, inputs.UnreadableInput) as exc:
         raise _fail("mapping new", str(exc), EXIT_UNREADABLE) from exc
+    except OSError as exc:
+        raise _fail("mapping new", f"cannot write the starter mapping: {exc}",
+                    EXIT_UNREADABLE) from exc
     typer.echo(f"wrote {made.mapping}")
     typer.echo(f"wrote {made.example_input}")
     if made.expected is not None:

@@ -77,7 +77,8 @@ def _check_sample(sample: Path) -> None:
     if not result.accepted:
         errors = [f for s in result.sets() for f in s.findings if f.severity == "error"]
         errors += [f for ic in result.interchanges for f in ic.findings if f.severity == "error"]
-        first = "; ".join(f"[{f.code}] {f.message}" for f in errors[:3])
+        first = "; ".join(f"[{f.to_dict()['code']}] line {f.line}: {f.message}"
+                          for f in errors[:3])
         raise StarterError(f"{sample}: validation rejects it ({first or 'see edigw validate'});"
                            f" start from a sample that `edigw validate {sample}` accepts")
 
