@@ -20,6 +20,7 @@ import logging
 import os
 import pickle
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -541,8 +542,6 @@ def cache_dir() -> Path | None:
     Loading a pickle runs code, so a folder someone else could have planted files in
     (a shared temp folder made by another user, say) is never used.
     """
-    import tempfile
-
     base = os.environ.get("XDG_CACHE_HOME")
     root = Path(base) if base else Path.home() / ".cache"
     candidates = [root / "edigw",
