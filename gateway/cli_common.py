@@ -50,6 +50,23 @@ def missing_folder(folder: Path, what: str, option: str) -> str | None:
             f"(cwd is {Path.cwd()}) or pass {option}")
 
 
+def missing_sqlite_file(url: str) -> str | None:
+    """Why a SQLite store URL names no store yet, or None: opening it would make an empty
+    database wherever the command happens to run, and then report that it has no tables."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(url).database
+    except Exception:  # not a URL: store_errors says so when it is used
+        return None
+    if not database or database == ":memory:" or Path(database).is_file():
+        return None
+    return (f"no store at {database} (cwd is {Path.cwd()}); run edigw from the project "
+            "folder, pass -c or --store, or make it with `edigw db upgrade`")
+
+
 def regular_file(path: Path) -> str | None:
     """Why path cannot be read as an input file, or None: a FIFO or a device would block
     the command or never end, a folder is not a file."""

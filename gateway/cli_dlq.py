@@ -48,6 +48,9 @@ def _engine(command: str, store: str | None, config: Path | None) -> Any:
     from gateway.store import db
 
     url = store or _api_settings(command, config).store_url
+    missing = cli_common.missing_sqlite_file(url)
+    if missing:
+        raise _fail(command, missing)
     with cli_common.store_errors(f"dlq {command}", url):
         return db.make_engine(url)
 

@@ -233,6 +233,9 @@ def test_commands_outside_the_project_folder_say_what_is_missing(tmp_path, monke
     assert "run edigw from the project folder" in r.stderr
     r = run("partners", "list")
     assert r.exit_code == 2 and "conf/partners does not exist" in r.stderr
+    r = runner.invoke(app, ["dlq", "list"], env={"EDIGW_STORE_URL": ""})
+    assert r.exit_code == 2 and "no store at var/edigw.db" in r.stderr
+    assert not (tmp_path / "var").exists()  # no empty database left behind
 
 
 def test_test_shows_a_diff_and_exits_1_then_update_accepts(work):
