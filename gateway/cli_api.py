@@ -55,6 +55,9 @@ def serve(
         if config is not None and not config.is_file():
             raise ConfigError(f"{config}: no such file")
         settings = ApiSettings.from_env(config) if config else ApiSettings.from_env()
+        missing = cli_common.missing_sqlite_file(settings.store_url)
+        if missing:
+            raise ConfigError(missing)
         with cli_common.store_errors("api serve", settings.store_url):
             app = create_app(settings)
     except ConfigError as exc:

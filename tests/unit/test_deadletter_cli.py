@@ -87,8 +87,18 @@ def _serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_lines: str):
 
     served: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
-    r = runner.invoke(app, ["api", "serve"], env={"EDIGW_STORE_URL": f"sqlite:///{tmp_path}/s.db"})
+    url = f"sqlite:///{tmp_path}/s.db"
+    migrated(url).dispose()
+    r = runner.invoke(app, ["api", "serve"], env={"EDIGW_STORE_URL": url})
     return r, served
+
+
+def test_api_serve_names_a_store_that_is_not_there(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["api", "serve"], env={"EDIGW_STORE_URL": ""})
+    assert r.exit_code == 2 and "no store at var/edigw.db" in r.stderr
+    assert not (tmp_path / "var").exists()
 
 
 def test_api_serve_after_following_api_key_new_on_the_shipped_file(
