@@ -4,7 +4,8 @@ Only typer is imported at the top: `edigw --help` must come back at once, so eac
 imports what it needs (the X12 maps, Rich, SQLAlchemy) when it runs.
 """
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,7 +16,6 @@ from gateway import cli_common, cli_dlq, cli_mapping, cli_run
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress
 
     from mappings.x12.results import FileResult
 
@@ -111,7 +111,6 @@ def validate(
 ) -> None:
     """Validate X12 files: exit 0 when every transaction set is accepted, 1 when any is
     rejected, 2 when a file cannot be read as X12 at all."""
-    import contextlib
     import json
     import sys
 
@@ -136,10 +135,8 @@ def validate(
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     results = []
-    progress = _progress(err, len(found.files)) if len(found.files) > 1 and err.is_terminal \
-        and format == "text" else None
-    with progress or contextlib.nullcontext():
-        task = progress.add_task("validating", total=len(found.files)) if progress else None
+    show_progress = len(found.files) > 1 and err.is_terminal and format == "text"
+    with _progress(err, len(found.files), show_progress) as advance:
         for f in found.files:
             result = _validate_one(f, max_bytes)
             results.append(result)
@@ -147,8 +144,7 @@ def validate(
                 _write_acks(result, ack_dir, err)
             if format == "text":
                 out.print(report.render_text(result), end="")
-            if progress is not None and task is not None:
-                progress.advance(task)
+            advance()
     if format == "json":
         sys.stdout.write(json.dumps(report.to_json(results), indent=2) + "\n")
     else:
@@ -161,11 +157,18 @@ def validate(
         raise typer.Exit(EXIT_REJECTED)
 
 
-def _progress(err: "Console", total: int) -> "Progress":
+@contextlib.contextmanager
+def _progress(err: "Console", total: int, show: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr while show; yields the call that counts one file done."""
+    if not show:
+        yield lambda: None
+        return
     # Imported only for a folder on a terminal: rich.progress is slow to import.
     from rich.progress import Progress
 
-    return Progress(console=err, transient=True)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("validating", total=total)
+        yield lambda: progress.advance(task)
 
 
 def _write_acks(result: "FileResult", ack_dir: Path, err: "Console") -> None:
