@@ -75,7 +75,11 @@ def upgrade(config: ConfigOption = None) -> None:
     """Bring the store up to the newest schema (safe to repeat)."""
     from gateway.store import migrate
 
-    url = _settings("db upgrade", config).store_url
+    s = _settings("db upgrade", config)
+    if s.file is None:  # the embedded default: say where the store goes, it may be a surprise
+        typer.echo(f"edigw db upgrade: no conf/gateway.yaml in {Path.cwd()}: the embedded "
+                   f"default store, {s.store_url}", err=True)
+    url = s.store_url
     with cli_common.store_errors("db upgrade", url):
         migrate.upgrade(url)
     typer.echo(f"store at revision {migrate.head()}")
