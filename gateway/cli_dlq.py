@@ -124,13 +124,14 @@ def list_(
     if format == "json":
         _json({"items": page.items, "next_before": page.next_before})
     else:
-        table = Table(title=f"dead letters: {flt.describe()}", title_justify="left")
+        table = Table(title=escape(f"dead letters: {flt.describe()}"), title_justify="left")
         for col in ("id", "status", "stage", "partner", "endpoint", "attempts",
                     "last failed", "reason"):
             table.add_column(col, overflow="fold")
         for i in page.items:
-            table.add_row(str(i["id"]), i["status"], i["stage"], i["partner"] or "",
-                          i["endpoint"] or "", str(i["attempts"]), i["last_failed_at"][:19],
+            table.add_row(str(i["id"]), i["status"], i["stage"], escape(i["partner"] or ""),
+                          escape(i["endpoint"] or ""), str(i["attempts"]),
+                          i["last_failed_at"][:19],
                           escape(i["reason"][:200]))
         Console(highlight=False).print(table)
         if page.next_before:
