@@ -63,21 +63,16 @@ def _fail(command: str, message: str, code: int = EXIT_ERROR) -> typer.Exit:
 def _store_errors(command: str) -> Iterator[None]:
     """Errors as one line: exit 1 for a missing dead letter, 2 for the rest (bad input,
     an unreachable or unmigrated store)."""
-    from sqlalchemy import exc as sa_exc
-
     from canonical.errors import GatewayError
     from gateway import deadletters
 
     try:
-        yield
+        with cli_common.store_errors(f"dlq {command}"):
+            yield
     except deadletters.NotFound as exc:
         raise _fail(command, str(exc), EXIT_NOTHING) from exc
     except GatewayError as exc:
         raise _fail(command, str(exc)) from exc
-    except (sa_exc.SQLAlchemyError, ModuleNotFoundError) as exc:
-        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise _fail(command, f"the store cannot be read ({first}); is the URL right and the "
-                    "store upgraded (edigw db upgrade)?") from exc
 
 
 def _check_format(format: str) -> None:
