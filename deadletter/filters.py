@@ -16,6 +16,8 @@ STATUSES = ("parked", "replayed", "discarded")
 MAX_EXPRESSION = 1000
 MAX_VALUES = 50
 MAX_VALUE_LENGTH = 200
+# Dead letters in one page of a listing.
+MAX_PAGE = 500
 
 _DURATION = re.compile(r"^(?P<n>\d{1,6})(?P<unit>s|m|h|d|w)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -129,14 +131,17 @@ def build(*, stages: list[str] | None = None, partners: list[str] | None = None,
 def parse_time(name: str, value: str, now: datetime) -> datetime:
     """`2h` ago (s, m, h, d, w), or an ISO date or time (UTC unless it says otherwise)."""
     match = _DURATION.match(value)
-    if match:
-        return now - timedelta(seconds=int(match["n"]) * _UNITS[match["unit"]])
     try:
+        if match:
+            return now - timedelta(seconds=int(match["n"]) * _UNITS[match["unit"]])
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # In UTC, as the store keeps times: 9999-12-31T23:00-05:00 is past year 9999.
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
     except ValueError:
         raise FilterError(f"{name}={value!r}: not a duration (30m, 2h, 7d, 1w) or an ISO "
                           "date or time (2024-03-01, 2024-03-01T12:00Z)") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    except OverflowError:
+        raise FilterError(f"{name}={value!r}: outside the years 1 to 9999") from None
 
 
 def _split(value: str | None) -> list[str]:

@@ -4,7 +4,7 @@ parked, replayed, discarded, acked, in time order."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,8 @@ _DONE = {"validate": "validated", "map": "mapped", "route": "routed", "deliver":
 _AUDIT = {"dead_letter.replay": "replayed", "dead_letter.discard": "discarded"}
 # Ties in time keep the pipeline's order: a message is received before it is validated.
 _ORDER = ("received", "validated", "event", "mapped", "outbox", "routed", "attempts",
-          "delivered", "acked", "failed", "parked", "replayed", "discarded")
+          "delivered", "acked", "failed", "parked", "replayed", "discarded", "queued",
+          "started")
 Record = Mapping[str, Any]
 
 
@@ -42,8 +43,17 @@ def build(message: Record, *, work_items: Iterable[Record] = (),
                  f"{message.get('source_name') or '?'} on {message.get('channel') or '?'}",
                  f"message:{message['id']}")]
     deliveries = list(deliveries)
+    dead_letters, audits = list(dead_letters), list(audits)
+    # A replay queues its work item in the same transaction as its audit row: shown at
+    # the replay's time, after it, rather than a few milliseconds before it.
+    replayed = {(a.get("details") or {}).get("work_item_id"): a["at"] for a in audits
+                if a["action"] == "dead_letter.replay"}
     for item in work_items:
+        if _parked_by(item, dead_letters):
+            continue  # the "parked" entry says how this stage ended; "validated" would not
         entry = _work_item(item, has_deliveries=bool(deliveries))
+        if entry and item["id"] in replayed and item["status"] in ("pending", "claimed"):
+            entry = replace(entry, at=max(entry.at, replayed[item["id"]]))
         if entry:
             out.append(entry)
     for ev in events:
@@ -66,7 +76,16 @@ def build(message: Record, *, work_items: Iterable[Record] = (),
 
 
 def _rank(what: str) -> int:
-    return _ORDER.index(what) if what in _ORDER else len(_ORDER)
+    return _ORDER.index(what.split()[-1]) if what.split()[-1] in _ORDER else len(_ORDER)
+
+
+def _parked_by(item: Record, dead_letters: list[Record]) -> bool:
+    """Whether item is the run of a stage that ended by parking its message (a validate
+    that rejected the file completes its item: the verdict and the acks are its work)."""
+    if item["status"] != "done":
+        return False
+    return any(dl["stage"] == item["kind"] and item["created_at"] <= dl["last_failed_at"]
+               <= item["updated_at"] for dl in dead_letters)
 
 
 def _work_item(item: Record, *, has_deliveries: bool) -> Entry | None:
@@ -85,6 +104,12 @@ def _work_item(item: Record, *, has_deliveries: bool) -> Entry | None:
     if item.get("last_error"):
         return Entry(item["updated_at"], "failed",
                      f"{kind} will be tried again: {item['last_error']}", ref)
+    if status == "claimed":
+        return Entry(item["updated_at"], f"{kind} started", f"a worker is on the {kind} "
+                     "stage", ref)
+    if status == "pending":
+        return Entry(item["created_at"], f"{kind} queued", f"the {kind} stage waits for a "
+                     "worker", ref)
     return Entry(item["created_at"], f"{kind} {status}", f"{kind} {status}", ref)
 
 

@@ -1,21 +1,23 @@
-"""The `edigw` command line: validate and inspect X12 files (more commands join as the gateway grows)."""
+"""The `edigw` command line: validate and inspect X12 files, and the command groups of the gateway.
 
-from __future__ import annotations
+Only typer is imported at the top: `edigw --help` must come back at once, so each command
+imports what it needs (the X12 maps, Rich, SQLAlchemy) when it runs.
+"""
 
-import json
-import sys
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
-from gateway import cli_dlq, cli_mapping, cli_run, report
-from mappings.x12.results import FileResult
+from gateway import cli_common, cli_dlq, cli_mapping, cli_run
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mappings.x12.results import FileResult
 
 app = typer.Typer(
     name="edigw",
@@ -23,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 app.add_typer(cli_mapping.mapping_app, name="mapping")
 app.add_typer(cli_dlq.operator_app)  # dlq, api-key, api
@@ -34,13 +37,67 @@ EXIT_ACCEPTED, EXIT_REJECTED, EXIT_UNREADABLE = 0, 1, 2
 X12_SUFFIXES = {".edi", ".x12", ".txt", ".dat", ".850", ".855", ".856", ".810", ".997", ".999"}
 
 
-def _expand(paths: Iterable[Path]) -> Iterator[Path]:
+@dataclass
+class Expanded:
+    """The files the path arguments name, and what in their folders was left out."""
+
+    files: list[Path] = field(default_factory=list)
+    hidden: int = 0
+    other_suffixes: dict[str, int] = field(default_factory=dict)
+
+    def skipped_note(self) -> str | None:
+        """A sentence on the skipped files, or None when none was."""
+        parts = []
+        if self.other_suffixes:
+            n = sum(self.other_suffixes.values())
+            kinds = ", ".join(f"{s or '(none)'} x{c}" for s, c in sorted(self.other_suffixes.items()))
+            parts.append(f"{n} not named like X12 ({kinds}; X12 files end in "
+                         f"{' '.join(sorted(X12_SUFFIXES))})")
+        if self.hidden:
+            parts.append(f"{self.hidden} hidden (name starts with a dot)")
+        if not parts:
+            return None
+        total = sum(self.other_suffixes.values()) + self.hidden
+        return f"skipped {total} file(s) in the folder(s): {'; '.join(parts)}"
+
+
+def expand(paths: Iterable[Path]) -> Expanded:
+    """Files as given; folders searched for files named like X12."""
+    out = Expanded()
     for p in paths:
-        if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.is_file()
-                              and f.suffix.lower() in X12_SUFFIXES and not f.name.startswith("."))
-        else:
-            yield p
+        if not p.is_dir():
+            out.files.append(p)
+            continue
+        for f in sorted(p.rglob("*")):
+            if not f.is_file():
+                continue
+            if f.name.startswith("."):
+                out.hidden += 1
+            elif f.suffix.lower() not in X12_SUFFIXES:
+                suffix = f.suffix.lower()
+                out.other_suffixes[suffix] = out.other_suffixes.get(suffix, 0) + 1
+            else:
+                out.files.append(f)
+    return out
+
+
+def _unreadable(path: Path, reason: str) -> "FileResult":
+    from mappings.x12.results import FileResult
+
+    return FileResult(path=str(path), readable=False, read_error=reason)
+
+
+def _validate_one(f: Path, max_bytes: int | None) -> "FileResult":
+    from canonical.errors import InputTooLarge
+    from mappings.x12 import validator
+
+    problem = cli_common.regular_file(f)
+    if problem is not None:
+        return _unreadable(f, problem.removeprefix(f"{f}: "))
+    try:
+        return validator.validate(f, path=str(f), max_bytes=max_bytes)
+    except InputTooLarge as exc:  # refused, like any file that cannot be read: exit 2
+        return _unreadable(f, f"{exc} (--max-bytes)")
 
 
 @app.command()
@@ -50,102 +107,161 @@ def validate(
     ack_dir: Annotated[Path | None, typer.Option(
         help="Write the 997/999/TA1 answering each file into this folder.")] = None,
     max_bytes: Annotated[int | None, typer.Option(
-        help="Refuse files larger than this many bytes.")] = None,
+        min=0, help="Refuse files larger than this many bytes (exit 2 for them).")] = None,
 ) -> None:
     """Validate X12 files: exit 0 when every transaction set is accepted, 1 when any is
     rejected, 2 when a file cannot be read as X12 at all."""
-    from mappings.x12 import validator
+    import json
+    import sys
+
+    from rich.console import Console
+
+    from gateway import report
 
     if format not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
-    files = list(_expand(paths))
-    if not files:
-        typer.echo("edigw validate: no files found in " + ", ".join(map(str, paths)), err=True)
-        raise typer.Exit(EXIT_UNREADABLE)
+    found = expand(paths)
+    note = found.skipped_note()
+    if not found.files:
+        message = "no files found in " + ", ".join(map(str, paths))
+        raise cli_common.fail("validate", f"{message}; {note}" if note else message,
+                              EXIT_UNREADABLE)
+    if ack_dir is not None:
+        try:
+            ack_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise cli_common.fail("validate", f"--ack-dir {ack_dir}: {exc.strerror or exc}",
+                                  EXIT_UNREADABLE) from exc
     out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     results = []
-    show_progress = len(files) > 1 and err.is_terminal and format == "text"
-    with Progress(console=err, transient=True, disable=not show_progress) as progress:
-        task = progress.add_task("validating", total=len(files))
-        for f in files:
-            if not f.is_file():
-                result = FileResult(path=str(f), readable=False,
-                                              read_error="no such file")
-            else:
-                result = validator.validate(f, path=str(f), max_bytes=max_bytes)
+    show_progress = len(found.files) > 1 and err.is_terminal and format == "text"
+    with _progress(err, len(found.files), show_progress) as advance:
+        for f in found.files:
+            result = _validate_one(f, max_bytes)
             results.append(result)
             if ack_dir is not None and result.readable:
                 _write_acks(result, ack_dir, err)
             if format == "text":
                 out.print(report.render_text(result), end="")
-            progress.advance(task)
+            advance()
     if format == "json":
         sys.stdout.write(json.dumps(report.to_json(results), indent=2) + "\n")
     else:
         out.print(report.summary_line(results))
+    if note:
+        err.print(f"edigw validate: {note}", markup=False)
     if any(not r.readable for r in results):
         raise typer.Exit(EXIT_UNREADABLE)
     if any(not r.accepted for r in results):
         raise typer.Exit(EXIT_REJECTED)
 
 
-def _write_acks(result: FileResult, ack_dir: Path, err: Console) -> None:
+@contextlib.contextmanager
+def _progress(err: "Console", total: int, show: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr while show; yields the call that counts one file done."""
+    if not show:
+        yield lambda: None
+        return
+    # Imported only for a folder on a terminal: rich.progress is slow to import.
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("validating", total=total)
+        yield lambda: progress.advance(task)
+
+
+def _write_acks(result: "FileResult", ack_dir: Path, err: "Console") -> None:
+    from datetime import UTC, datetime
+
     from mappings.x12 import acks, control_numbers
 
-    ack_dir.mkdir(parents=True, exist_ok=True)
     # Kept beside the acks so that numbers are never reused across runs into one folder.
     numbers = control_numbers.FileControlNumbers(ack_dir / ".control-numbers.json")
     now = datetime.now(UTC)
-    for ic in result.interchanges:
-        batch = acks.build_acknowledgments(ic, numbers, now)
-        for ack in batch:
-            target = ack_dir / acks.ack_filename(ack)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(ack.text, encoding="ascii")
-            tmp.replace(target)
-            err.print(f"[dim]wrote {ack.kind} {target}[/dim]")
-        for problem in batch.problems:
-            err.print(f"[yellow]{result.path}: {problem}[/yellow]")
+    try:
+        for ic in result.interchanges:
+            batch = acks.build_acknowledgments(ic, numbers, now)
+            for ack in batch:
+                target = ack_dir / acks.ack_filename(ack)
+                tmp = target.with_name(target.name + ".tmp")
+                tmp.write_text(ack.text, encoding="ascii")
+                tmp.replace(target)
+                err.print(f"[dim]wrote {ack.kind} {target}[/dim]")
+            for problem in batch.problems:
+                err.print(f"[yellow]{result.path}: {problem}[/yellow]")
+    except OSError as exc:
+        raise cli_common.fail("validate", f"--ack-dir {ack_dir}: cannot write the "
+                              f"acknowledgments of {result.path}: {exc.strerror or exc}",
+                              EXIT_UNREADABLE) from exc
 
 
 @app.command()
-def inspect(path: Annotated[Path, typer.Argument(help="An X12 file.")]) -> None:
-    """Show the envelope of an X12 file: partners, control numbers, versions, sets and counts."""
+def inspect(paths: Annotated[list[Path], typer.Argument(
+        help="X12 files, or folders to search for them.")]) -> None:
+    """Show the envelope of X12 files: partners, control numbers, versions, sets and counts.
+    Exit 2 when a file cannot be read as X12."""
+    from rich.console import Console
+
     from canonical.errors import GatewayError
     from mappings.x12 import envelope
 
-    try:
-        interchanges = envelope.scan(path)
-    except (GatewayError, OSError) as exc:
-        typer.echo(f"edigw inspect: {path}: {exc}", err=True)
-        raise typer.Exit(EXIT_UNREADABLE) from exc
+    found = expand(paths)
+    note = found.skipped_note()
+    if not found.files:
+        message = "no files found in " + ", ".join(map(str, paths))
+        raise cli_common.fail("inspect", f"{message}; {note}" if note else message,
+                              EXIT_UNREADABLE)
     console = Console(highlight=False)
+    unreadable = 0
+    for path in found.files:
+        problem = cli_common.regular_file(path)
+        try:
+            if problem is not None:
+                raise GatewayError(problem.removeprefix(f"{path}: "))
+            interchanges = envelope.scan(path)
+        except (GatewayError, OSError) as exc:
+            typer.echo(f"edigw inspect: {path}: {exc}", err=True)
+            unreadable += 1
+            continue
+        _print_envelope(console, path, interchanges)
+    if note:
+        typer.echo(f"edigw inspect: {note}", err=True)
+    if unreadable:
+        raise typer.Exit(EXIT_UNREADABLE)
+
+
+def _print_envelope(console: "Console", path: Path, interchanges: list) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     for ic in interchanges:
-        table = Table(title=f"{path} - interchange {ic.control_number} (line {ic.line})",
+        table = Table(title=escape(f"{path} - interchange {ic.control_number} (line {ic.line})"),
                       title_justify="left")
         for col in ("", "value"):
             table.add_column(col)
-        table.add_row("sender", f"{ic.sender_qualifier}:{ic.sender_id}")
-        table.add_row("receiver", f"{ic.receiver_qualifier}:{ic.receiver_id}")
-        table.add_row("date / time", f"{ic.date} {ic.time}")
-        table.add_row("version (ISA12)", ic.version)
-        table.add_row("usage (ISA15)", {"P": "production", "T": "test", "I": "information"}.get(
-            ic.usage, ic.usage))
+        table.add_row("sender", escape(f"{ic.sender_qualifier}:{ic.sender_id}"))
+        table.add_row("receiver", escape(f"{ic.receiver_qualifier}:{ic.receiver_id}"))
+        table.add_row("date / time", escape(f"{ic.date} {ic.time}"))
+        table.add_row("version (ISA12)", escape(ic.version))
+        table.add_row("usage (ISA15)", escape({"P": "production", "T": "test",
+                                               "I": "information"}.get(ic.usage, ic.usage)))
         table.add_row("ack requested (ISA14)", "yes" if ic.ack_requested else "no")
-        table.add_row("delimiters", " ".join(f"{k}={v!r}" for k, v in ic.delimiters.items()))
+        table.add_row("delimiters", escape(" ".join(f"{k}={v!r}"
+                                                    for k, v in ic.delimiters.items())))
         console.print(table)
         groups = Table(show_header=True)
         for col in ("group", "GS01", "GS02 -> GS03", "GS08", "sets", "counts"):
             groups.add_column(col)
         for g in ic.groups:
             counts = ", ".join(f"{k} x{v}" for k, v in sorted(g.set_counts.items()))
-            groups.add_row(g.control_number, g.functional_id, f"{g.sender} -> {g.receiver}",
-                           g.version, str(sum(g.set_counts.values())), counts)
+            groups.add_row(escape(g.control_number), escape(g.functional_id),
+                           escape(f"{g.sender} -> {g.receiver}"), escape(g.version),
+                           str(sum(g.set_counts.values())), escape(counts))
         if ic.groups:
             console.print(groups)
         if ic.other:
-            console.print("other segments: " + ", ".join(ic.other))
+            console.print("other segments: " + escape(", ".join(ic.other)))
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -1,62 +1,78 @@
 """`edigw dlq list|show|replay|discard`: the dead-letter queue from a shell."""
 
-from __future__ import annotations
-
 import contextlib
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from sqlalchemy import exc as sa_exc
 
-from canonical.errors import GatewayError
 from deadletter import filters
-from gateway import audit, cli_api, deadletters
-from gateway.api.settings import ApiSettings
-from gateway.dry_run import Remapper
-from gateway.store import db
+from gateway import cli_api, cli_common
+from gateway.cli_common import MAX_ID, ConfigOption
 
+if TYPE_CHECKING:
+    from gateway import deadletters
+
+# SQLAlchemy and the store are imported inside the commands (see gateway/cli_common.py).
 EXIT_OK, EXIT_NOTHING, EXIT_ERROR = 0, 1, 2
 
-dlq_app = typer.Typer(
-    help="Dead letters: list, inspect, replay (re-enter the failed stage) or discard.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+dlq_app = cli_common.group(
+    "Dead letters: list, inspect, replay (re-enter the failed stage) or discard.")
 
 StoreUrl = Annotated[str | None, typer.Option(
     "--store", envvar="EDIGW_STORE_URL",
-    help="The store URL (default: store.url of conf/gateway.yaml).")]
+    help="The store URL (default: store.url of the configuration, -c).")]
 Format = Annotated[str, typer.Option("--format", "-f", help="text or json")]
+DeadLetterId = Annotated[int, typer.Argument(metavar="ID", min=1, max=MAX_ID)]
 
 
-def _engine(store: str | None) -> Any:
-    return db.make_engine(store or ApiSettings.from_env().store_url)
+def _api_settings(command: str, config: Path | None) -> Any:
+    """The operator settings (store, mappings) from -c or conf/gateway.yaml."""
+    from canonical.errors import ConfigError
+    from gateway.api.settings import ApiSettings
+
+    try:
+        if config is None:
+            return ApiSettings.from_env()
+        if not config.is_file():
+            raise ConfigError(f"{config}: no such file")
+        return ApiSettings.from_env(config)
+    except ConfigError as exc:
+        raise _fail(command, str(exc)) from exc
+
+
+def _engine(command: str, store: str | None, config: Path | None) -> Any:
+    from gateway.store import db
+
+    url = store or _api_settings(command, config).store_url
+    missing = cli_common.missing_sqlite_file(url)
+    if missing:
+        raise _fail(command, missing)
+    with cli_common.store_errors(f"dlq {command}", url):
+        return db.make_engine(url)
 
 
 def _fail(command: str, message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    typer.echo(f"edigw dlq {command}: {message}", err=True)
-    return typer.Exit(code)
+    return cli_common.fail(f"dlq {command}", message, code)
 
 
 @contextlib.contextmanager
 def _store_errors(command: str) -> Iterator[None]:
     """Errors as one line: exit 1 for a missing dead letter, 2 for the rest (bad input,
     an unreachable or unmigrated store)."""
+    from canonical.errors import GatewayError
+    from gateway import deadletters
+
     try:
-        yield
+        with cli_common.store_errors(f"dlq {command}"):
+            yield
     except deadletters.NotFound as exc:
         raise _fail(command, str(exc), EXIT_NOTHING) from exc
     except GatewayError as exc:
         raise _fail(command, str(exc)) from exc
-    except sa_exc.SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", exc)).splitlines()[0]
-        raise _fail(command, f"the store cannot be read ({first}); is the URL right and the "
-                    "store upgraded (edigw db upgrade)?") from exc
 
 
 def _check_format(format: str) -> None:
@@ -78,28 +94,39 @@ def list_(
     reason: Annotated[str | None, typer.Option(help="Reason contains this text.")] = None,
     status: Annotated[str, typer.Option(
         help="parked, replayed, discarded or all.")] = "parked",
-    limit: Annotated[int, typer.Option(min=1, max=deadletters.MAX_PAGE)] = 50,
-    before: Annotated[int | None, typer.Option(help="The next page: ids below this one.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=filters.MAX_PAGE)] = 50,
+    before: Annotated[int | None, typer.Option(
+        min=1, max=MAX_ID, help="The next page: ids below this one.")] = None,
     format: Format = "text",
     store: StoreUrl = None,
+    config: ConfigOption = None,
 ) -> None:
     """List dead letters, newest first; exit 1 when none matches."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from gateway import deadletters
+    from gateway.store import db
+
     _check_format(format)
+    engine = _engine("list", store, config)
     with _store_errors("list"):
         flt = filters.build(partners=partner, stages=stage, since=since, reason=reason,
                             statuses=status.split(","))
-        with db.transaction(_engine(store), write=False) as s:
+        with db.transaction(engine, write=False) as s:
             page = deadletters.list_page(s, flt, limit=limit, before=before)
     if format == "json":
         _json({"items": page.items, "next_before": page.next_before})
     else:
-        table = Table(title=f"dead letters: {flt.describe()}", title_justify="left")
+        table = Table(title=escape(f"dead letters: {flt.describe()}"), title_justify="left")
         for col in ("id", "status", "stage", "partner", "endpoint", "attempts",
                     "last failed", "reason"):
             table.add_column(col, overflow="fold")
         for i in page.items:
-            table.add_row(str(i["id"]), i["status"], i["stage"], i["partner"] or "",
-                          i["endpoint"] or "", str(i["attempts"]), i["last_failed_at"][:19],
+            table.add_row(str(i["id"]), i["status"], i["stage"], escape(i["partner"] or ""),
+                          escape(i["endpoint"] or ""), str(i["attempts"]),
+                          i["last_failed_at"][:19],
                           escape(i["reason"][:200]))
         Console(highlight=False).print(table)
         if page.next_before:
@@ -110,13 +137,22 @@ def list_(
 
 @dlq_app.command()
 def show(
-    dead_letter_id: Annotated[int, typer.Argument(metavar="ID")],
+    dead_letter_id: DeadLetterId,
     format: Format = "text",
     store: StoreUrl = None,
+    config: ConfigOption = None,
 ) -> None:
     """Show one dead letter: error chain, raw input and the message's timeline."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from gateway import deadletters
+    from gateway.store import db
+
     _check_format(format)
-    with _store_errors("show"), db.transaction(_engine(store), write=False) as s:
+    engine = _engine("show", store, config)
+    with _store_errors("show"), db.transaction(engine, write=False) as s:
         got = deadletters.show(s, dead_letter_id)
     if format == "json":
         _json(got)
@@ -144,7 +180,8 @@ def show(
 
 @dlq_app.command()
 def replay(
-    ids: Annotated[list[int] | None, typer.Argument(metavar="ID...", help="Dead letter ids.")] = None,
+    ids: Annotated[list[int] | None, typer.Argument(
+        metavar="ID...", min=1, max=MAX_ID, help="Dead letter ids.")] = None,
     filter: Annotated[str | None, typer.Option(
         "--filter", help="Instead of ids: e.g. 'stage=deliver partner=acme since=2h'.")] = None,
     reason: Annotated[str | None, typer.Option(
@@ -155,13 +192,18 @@ def replay(
     partners_dir: Annotated[Path | None, typer.Option(help="For --dry-run's mapping.")] = None,
     mappings_dir: Annotated[Path | None, typer.Option(help="For --dry-run's mapping.")] = None,
     store: StoreUrl = None,
+    config: ConfigOption = None,
 ) -> None:
     """Replay dead letters: each re-enters its failed stage once; exit 1 when none did."""
+    from gateway import audit, deadletters
+    from gateway.dry_run import Remapper
+    from gateway.store import db
+
     _check_format(format)
     if bool(ids) == bool(filter):
         raise _fail("replay", "give dead letter ids or --filter, not both")
-    settings = ApiSettings.from_env()
-    engine = _engine(store)
+    settings = _api_settings("replay", config)
+    engine = _engine("replay", store, config)
     remapper = Remapper(partners_dir=partners_dir or settings.partners_dir,
                         mappings_root=mappings_dir or settings.mappings_root)
     with _store_errors("replay"):
@@ -178,7 +220,10 @@ def replay(
         raise typer.Exit(EXIT_NOTHING)
 
 
-def _print_outcomes(outcomes: list[deadletters.Outcome]) -> None:
+def _print_outcomes(outcomes: "list[deadletters.Outcome]") -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
     out = Console(highlight=False, soft_wrap=True)
     if not outcomes:
         out.print("no parked dead letter matched")
@@ -201,13 +246,17 @@ def _print_outcomes(outcomes: list[deadletters.Outcome]) -> None:
 
 @dlq_app.command()
 def discard(
-    dead_letter_id: Annotated[int, typer.Argument(metavar="ID")],
+    dead_letter_id: DeadLetterId,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")],
     store: StoreUrl = None,
+    config: ConfigOption = None,
 ) -> None:
     """Discard a parked dead letter for good; exit 1 when there was none to discard."""
+    from gateway import audit, deadletters
+
+    engine = _engine("discard", store, config)
     with _store_errors("discard"):
-        out = deadletters.discard(_engine(store), dead_letter_id, actor=audit.cli_actor(),
+        out = deadletters.discard(engine, dead_letter_id, actor=audit.cli_actor(),
                                   reason=reason)
     typer.echo(f"{out.dead_letter_id}: {out.result}: {out.detail}")
     if not out.done:
@@ -216,7 +265,8 @@ def discard(
 
 # Registered in gateway/cli.py as one group without a name, so that its groups (dlq,
 # api-key, api) join `edigw` itself.
-operator_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+operator_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                           rich_markup_mode=None)
 operator_app.add_typer(dlq_app, name="dlq")
 operator_app.add_typer(cli_api.api_key_app, name="api-key")
 operator_app.add_typer(cli_api.api_app, name="api")

@@ -1,28 +1,19 @@
 """`edigw translate` and `edigw mapping check|test|new|coverage`: from a partner's file to events."""
 
-from __future__ import annotations
-
-import json
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from canonical import envelope
-from canonical.errors import ConfigError, GatewayError
-from gateway import partners as partners_mod
-from gateway import translation
-from gateway.mapping_tools import check as check_mod
-from gateway.mapping_tools import coverage as coverage_mod
-from gateway.mapping_tools import examples as examples_mod
-from gateway.mapping_tools import inputs, starter
+from gateway import cli_common
 
+if TYPE_CHECKING:
+    from gateway import partners as partners_mod
+
+# Imports of the mapping machinery are inside the commands (see gateway/cli_common.py).
 EXIT_OK, EXIT_FAILED, EXIT_UNREADABLE = 0, 1, 2
 
-mapping_app = typer.Typer(
-    help="Write, check and test partner mappings (docs/onboarding.md).",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+mapping_app = cli_common.group("Write, check and test partner mappings (docs/onboarding.md).")
 
 MappingsDir = Annotated[Path, typer.Option(
     "--mappings-dir", envvar="EDIGW_MAPPINGS_DIR",
@@ -34,11 +25,24 @@ DEFAULT_PARTNERS = Path("conf/partners")
 
 
 def _fail(command: str, message: str, code: int) -> typer.Exit:
-    typer.echo(f"edigw {command}: {message}", err=True)
-    return typer.Exit(code)
+    return cli_common.fail(command, message, code)
 
 
-def _registry(partners_dir: Path, mappings_dir: Path, command: str) -> partners_mod.Partners:
+def _need_mappings(mappings_dir: Path, command: str) -> None:
+    problem = cli_common.missing_folder(mappings_dir, "mappings folder", "--mappings-dir")
+    if problem:
+        raise _fail(command, problem, EXIT_UNREADABLE)
+
+
+def _registry(partners_dir: Path, mappings_dir: Path, command: str) -> "partners_mod.Partners":
+    from canonical.errors import ConfigError
+    from gateway import partners as partners_mod
+
+    _need_mappings(mappings_dir, command)
+    problem = cli_common.missing_folder(partners_dir, "partner configuration folder",
+                                        "--partners-dir")
+    if problem:
+        raise _fail(command, problem, EXIT_UNREADABLE)
     try:
         return partners_mod.load_all(partners_dir, mappings_root=mappings_dir)
     except ConfigError as exc:
@@ -60,8 +64,19 @@ def translate(
 
     Exit 1 when validation, the mapping or the schema rejects any of them (the others are
     still printed), 2 when the file cannot be read."""
+    import json
+    import sys
+
+    from canonical import envelope
+    from canonical.errors import ConfigError
+    from gateway import translation
+    from gateway.mapping_tools import inputs
+
     if format not in ("json", "jsonl"):
         raise typer.BadParameter("use json or jsonl", param_hint="--format")
+    problem = cli_common.regular_file(path)
+    if problem:
+        raise _fail("translate", problem, EXIT_UNREADABLE)
     registry = _registry(partners_dir, mappings_dir, "translate")
     try:
         result = translation.translate_path(path, partner_id=partner, registry=registry,
@@ -88,10 +103,13 @@ def translate(
 def check(files: Annotated[list[Path], typer.Argument(help="Mapping files.")]) -> None:
     """Static checks: schema, extends, selectors against the X12 specification, code
     tables against reference lists, example files. Exit 1 when any file has a problem."""
+    from gateway.mapping_tools import check as check_mod
+
     bad = 0
     for f in files:
-        if not f.is_file():
-            raise _fail("mapping check", f"{f}: no such file", EXIT_UNREADABLE)
+        problem = cli_common.regular_file(f)
+        if problem:
+            raise _fail("mapping check", problem, EXIT_UNREADABLE)
         problems = check_mod.check(f)
         for p in problems:
             typer.echo(p)
@@ -113,7 +131,17 @@ def test(
     mappings_dir: MappingsDir = DEFAULT_MAPPINGS,
 ) -> None:
     """Run the golden examples of the base and partner mappings; show a diff on mismatch."""
+    from canonical.errors import ConfigError, GatewayError
+    from gateway import partners as partners_mod
+    from gateway.mapping_tools import examples as examples_mod
+
+    _need_mappings(mappings_dir, "mapping test")
     for p in partners or []:
+        try:
+            if p != "base":
+                partners_mod.check_id(p)
+        except ConfigError as exc:
+            raise _fail("mapping test", str(exc), EXIT_UNREADABLE) from exc
         folder = mappings_dir / "base" if p == "base" else mappings_dir / "partners" / p
         if not folder.is_dir():
             raise _fail("mapping test", f"no mappings for {p!r} (no folder {folder})",
@@ -160,12 +188,22 @@ def new(
 ) -> None:
     """Write a starter mapping extending the base for the sample's set and version, with the
     sample as its golden example and, as comments, what the base leaves unread."""
-    if not sample.is_file():
-        raise _fail("mapping new", f"{sample}: no such file", EXIT_UNREADABLE)
+    from canonical.errors import ConfigError
+    from gateway import partners as partners_mod
+    from gateway.mapping_tools import inputs, starter
+
+    problem = cli_common.regular_file(sample)
+    if problem:
+        raise _fail("mapping new", problem, EXIT_UNREADABLE)
+    _need_mappings(mappings_dir, "mapping new")
     try:
+        partners_mod.check_id(partner)
         made = starter.write(partner, sample, mappings_dir, output, force=force)
     except (ConfigError, inputs.UnreadableInput) as exc:
         raise _fail("mapping new", str(exc), EXIT_UNREADABLE) from exc
+    except OSError as exc:
+        raise _fail("mapping new", f"cannot write the starter mapping: {exc}",
+                    EXIT_UNREADABLE) from exc
     typer.echo(f"wrote {made.mapping}")
     typer.echo(f"wrote {made.example_input}")
     if made.expected is not None:
@@ -189,8 +227,15 @@ def coverage(
     partners_dir: PartnersDir = DEFAULT_PARTNERS,
 ) -> None:
     """List the values in the input that the mapping drops, so data loss is never silent."""
-    if not path.is_file():
-        raise _fail("mapping coverage", f"{path}: no such file", EXIT_UNREADABLE)
+    from canonical.errors import GatewayError
+    from gateway.mapping_tools import coverage as coverage_mod
+    from gateway.mapping_tools import inputs
+
+    problem = cli_common.regular_file(path)
+    if problem:
+        raise _fail("mapping coverage", problem, EXIT_UNREADABLE)
+    if mapping is not None and (problem := cli_common.regular_file(mapping)):
+        raise _fail("mapping coverage", problem, EXIT_UNREADABLE)
     try:
         chosen = mapping or _mapping_of(path, partner, partners_dir, mappings_dir)
         result = coverage_mod.coverage(chosen, path)
@@ -207,6 +252,10 @@ def coverage(
 
 
 def _mapping_of(path: Path, partner_id: str, partners_dir: Path, mappings_dir: Path) -> Path:
+    from canonical.errors import ConfigError
+    from gateway import translation
+    from gateway.mapping_tools import inputs
+
     registry = _registry(partners_dir, mappings_dir, "mapping coverage")
     who = registry.get(partner_id)
     fmt = inputs.sniff(path)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from canonical.errors import GatewayError
+from deadletter import filters
 from deadletter import replay as replay_rules
 from deadletter import timeline as timeline_rules
 from deadletter.filters import Filter, FilterError
@@ -34,7 +35,7 @@ from gateway.store.models import (
     WorkItem,
 )
 
-MAX_PAGE = 500
+MAX_PAGE = filters.MAX_PAGE
 # A filter replay does at most this many per call; the operator runs it again for more.
 MAX_REPLAY = 1000
 # Raw input shown by `show`: enough to read the failing segment, not a 100 MB interchange.

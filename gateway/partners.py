@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,15 @@ class Partner:
 @functools.cache
 def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text("utf-8")))
+
+
+def check_id(partner_id: str) -> None:
+    """PartnerConfigError unless partner_id is a valid partner id (the schema's pattern);
+    an id becomes a folder name, so `../x` must never get that far."""
+    pattern = _validator().schema["properties"]["id"]["pattern"]
+    if not re.match(pattern, partner_id):
+        raise PartnerConfigError(f"partner id {partner_id!r}: lower case letters, digits and "
+                                 f"dashes, starting with a letter ({pattern})")
 
 
 def _error(marks: yaml_source.Marks, path: tuple[str | int, ...], message: str,

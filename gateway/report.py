@@ -32,11 +32,25 @@ def _where(f: Finding) -> str:
 
 
 def _finding(f: Finding, indent: str) -> str:
-    d = f.to_dict()
-    colour = "red" if f.severity == "error" else "yellow"
+    code = f.to_dict()["code"]
     where = _where(f)
     where = f"{where}: " if where else ""
-    return f"{indent}[{colour}]{escape('[' + d['code'] + ']')}[/{colour}] {escape(where + f.message)}\n"
+    if f.severity == "error":
+        return f"{indent}[red]{escape('[' + code + ']')}[/red] {escape(where + f.message)}\n"
+    # A warning does not reject anything: said in words, with its code when it has one.
+    label = "warning" if code.endswith("-") else f"warning {code}"
+    return f"{indent}[yellow]{escape('[' + label + ']')}[/yellow] {escape(where + f.message)}\n"
+
+
+def _warnings(result: FileResult) -> int:
+    found = [*result.findings]
+    for ic in result.interchanges:
+        found += ic.findings
+        for g in ic.groups:
+            found += g.findings
+            for st in g.sets:
+                found += st.findings
+    return sum(1 for f in found if f.severity == "warning")
 
 
 def render_text(result: FileResult) -> str:
@@ -69,12 +83,15 @@ def render_text(result: FileResult) -> str:
 
 
 def summary_line(results: list[FileResult]) -> str:
+    """The last line of `edigw validate`: files, sets, verdicts, warnings."""
     sets = [s for r in results for s in r.sets()]
     accepted = sum(1 for s in sets if s.accepted)
     unreadable = sum(1 for r in results if not r.readable)
+    warnings = sum(_warnings(r) for r in results)
     colour = "green" if accepted == len(sets) and not unreadable else "red"
+    noted = f", {warnings} warning(s)" if warnings else ""
     return (f"[{colour}]{len(results)} file(s), {len(sets)} transaction set(s): {accepted} accepted, "
-            f"{len(sets) - accepted} rejected; {unreadable} file(s) not X12[/{colour}]")
+            f"{len(sets) - accepted} rejected{noted}; {unreadable} file(s) not X12[/{colour}]")
 
 
 def to_json(results: list[FileResult]) -> dict[str, Any]:

@@ -84,8 +84,20 @@ def load(path: Path) -> list[KeyEntry]:
     """The configured keys; ConfigError naming the file and entry when one is wrong."""
     if not path.is_file():
         return []  # no keys: every request is refused, which is the safe default
-    data = yaml.safe_load(path.read_text("utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        hint = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}{line}: {hint}; the file is `keys:` on a line of its own, "
+                          "then one `  - {name: ..., sha256: ..., role: ...}` line per key "
+                          "(a file that says `keys: []` takes no lines below it)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
     items = data.get("keys") if isinstance(data, dict) else None
+    if items is None and isinstance(data, dict) and "keys" in data:
+        items = []  # `keys:` with nothing under it yet
     if not isinstance(items, list):
         raise ConfigError(f"{path}: expected `keys:` with a list of keys")
     out: list[KeyEntry] = []

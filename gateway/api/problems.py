@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
 from canonical.errors import ConfigError, GatewayError, TransientError
@@ -53,6 +54,14 @@ def install(app: FastAPI) -> None:
             log.error("configuration error answering %s: %s", request.url.path, exc)
             return problem(503, "the gateway's configuration is invalid; see its log")
         return problem(400, str(exc))
+
+    @app.exception_handler(sa_exc.OperationalError)
+    def _store_down(request: Request, exc: sa_exc.OperationalError) -> JSONResponse:
+        # The database is down or unreachable: the caller may try again, it is not a bug.
+        log.error("the store is unreachable answering %s: %s", request.url.path,
+                  str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return problem(503, "the store is unreachable; try again later",
+                       headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from canonical.errors import ConfigError
+from canonical.errors import ConfigError, GatewayError
 from gateway.mapping_tools import coverage, examples, inputs
 from mappings.x12 import specs
 
@@ -66,16 +66,52 @@ def _unused_lines(base: Path, sample: Path) -> tuple[list[str], int]:
     return lines, len(cov.dropped)
 
 
+def _check_sample(sample: Path) -> None:
+    """StarterError unless the validator accepts the sample: a rejected set cannot be the
+    golden example of a mapping (the base would fail on it, or map nonsense)."""
+    from mappings.x12 import validator
+
+    result = validator.validate(sample)
+    if not result.readable:
+        raise StarterError(f"{sample}: cannot be read as X12: {result.read_error}")
+    if not result.accepted:
+        errors = [f for s in result.sets() for f in s.findings if f.severity == "error"]
+        errors += [f for ic in result.interchanges for f in ic.findings if f.severity == "error"]
+        first = "; ".join(f"[{f.to_dict()['code']}] line {f.line}: {f.message}"
+                          for f in errors[:3])
+        raise StarterError(f"{sample}: validation rejects it ({first or 'see edigw validate'});"
+                           f" start from a sample that `edigw validate {sample}` accepts")
+
+
 def write(partner: str, sample: Path, root: Path, output: Path | None = None, *,
           force: bool = False) -> Starter:
-    """Write the starter mapping (and its example files); refuses to overwrite unless force."""
+    """Write the starter mapping (and its example files); refuses to overwrite unless force.
+
+    Everything that can fail is done before the first file is written, so a refusal
+    leaves no half-made partner folder behind."""
     if inputs.sniff(sample) != "x12":
         raise StarterError(f"{sample}: mapping new starts from an X12 sample; a CSV or JSON "
                            "partner's mapping is written from scratch (see docs/onboarding.md)")
+    _check_sample(sample)
     base, set_id, version = base_for(sample, root)
     out = output or root / "partners" / partner / f"{set_id}.yaml"
     if out.exists() and not force:
         raise StarterError(f"{out} exists; use --force to replace it")
+    try:
+        unused, count = _unused_lines(base, sample)
+    except GatewayError as exc:
+        raise StarterError(f"{sample}: the base mapping {base} cannot read it: {exc}") from exc
+    made = [d for d in (out.parent, out.parent / "examples") if not d.exists()]
+    try:
+        return _write_files(partner, sample, out, base, set_id, version, unused, count)
+    except BaseException:
+        for d in reversed(made):  # only folders this call made, with what it put in them
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+
+
+def _write_files(partner: str, sample: Path, out: Path, base: Path, set_id: str, version: str,
+                 unused: list[str], count: int) -> Starter:
     out.parent.mkdir(parents=True, exist_ok=True)
     ex_dir = out.parent / "examples"
     ex_dir.mkdir(exist_ok=True)
@@ -83,7 +119,6 @@ def write(partner: str, sample: Path, root: Path, output: Path | None = None, *,
     if sample.resolve() != ex_input.resolve():
         shutil.copyfile(sample, ex_input)
     ex_expected = ex_dir / f"{sample.stem}.expected.json"
-    unused, count = _unused_lines(base, sample)
     rel = lambda p: Path(os.path.relpath(p, out.parent)).as_posix()  # noqa: E731
     text = [
         f"# {partner}'s {set_id} ({version}), started by `edigw mapping new` from {sample.name}.",

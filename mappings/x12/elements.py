@@ -167,7 +167,16 @@ def make_fast_checker(rule: SegmentRule, extended_5010: bool, legacy: bool,
                       comp: str) -> Checker:
     """A checker generated as straight-line Python for one segment node and one component
     separator: it only decides "clean"; anything else goes to the detailed checker."""
-    slow = make_checker(rule, extended_5010, legacy)
+    detailed: list[Checker] = []
+
+    def slow(fields: list[str], comp: str, rep: str | None) -> list[RawError] | None:
+        # Built on the first segment that is not clean: most nodes never need it, and
+        # building it compiles a pattern per element.
+        if not detailed:
+            detailed.append(make_checker(original, extended_5010, legacy))
+        return detailed[0](fields, comp, rep)
+
+    original = rule
     if legacy:
         rule = replace(rule, elements=tuple(_legacy(r) for r in rule.elements))
     # The component separator is never data in a simple element: leave it out of the set.

@@ -7,8 +7,9 @@ its element rules and syntax notes, and the loop structure as a state machine wh
 transitions reproduce pyx12's map walker (so both agree on where a segment belongs),
 computed ahead for every state instead of walking the XML tree per segment.
 
-Compiled specs are cached in process (lru_cache) and on disk (a pickle keyed by a hash of
-the map files); a cache file that cannot be read is ignored and rebuilt.
+Compiled specs and the folder index are cached in process (lru_cache) and on disk (a
+pickle keyed by a hash of the map files); a cache file that cannot be read is ignored and
+rebuilt.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from lxml import etree
+from typing import TYPE_CHECKING, TypeVar
 
 from canonical.errors import SpecificationError
 
+if TYPE_CHECKING:
+    from lxml import etree
+# lxml is imported where the XML is read: with the caches current, validating a file
+# never reads the XML, and the import alone is a good part of a short file's time.
+
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Bump when the compiled shape changes, so old pickles are not reused.
 SPEC_FORMAT = 4
@@ -162,6 +168,8 @@ class MapFolder:
 
 
 def _parse(path: Path) -> etree._Element:
+    from lxml import etree
+
     try:
         return etree.parse(str(path), etree.XMLParser(remove_comments=True)).getroot()
     except (OSError, etree.XMLSyntaxError) as exc:
@@ -207,11 +215,43 @@ def _load_codes(path: Path) -> dict[str, frozenset[str]]:
 
 @functools.lru_cache(maxsize=8)
 def load_folder(path: str | os.PathLike[str] | None = None) -> MapFolder:
-    """Read a map folder's index (maps.xml, dataele.xml, codes.xml)."""
+    """A map folder's index (maps.xml, dataele.xml, codes.xml), from the disk cache when
+    it is current: reading it from the XML means parsing every map, which is most of the
+    time a short file takes to validate."""
     folder = Path(path) if path is not None else default_map_path()
     index = folder / "maps.xml"
     if not index.is_file():
         raise SpecificationError(f"{folder} is not an X12 map folder: maps.xml is missing")
+    try:
+        digest = _hash_folder(folder)
+    except OSError as exc:
+        raise SpecificationError(f"cannot read X12 maps in {folder}: {exc}") from exc
+    # One cache file per folder (ours, pyx12's): a new version replaces only its own.
+    family = "x12folder-" + hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    where = cache_dir()
+    cached = where / f"{family}-{digest}.pickle" if where is not None else None
+    found = _read_cache(cached, MapFolder)
+    if found is not None:
+        found.path = folder
+        return found
+    made = _read_folder(folder)
+    if cached is not None:
+        _write_cache(cached, made, f"{family}-*.pickle")
+    return made
+
+
+def _hash_folder(folder: Path) -> str:
+    h = hashlib.sha256(f"{SPEC_FORMAT}|{sys.version_info[:2]}".encode())
+    for p in sorted(folder.glob("*.xml")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:32]
+
+
+def _read_folder(folder: Path) -> MapFolder:
+    from lxml import etree
+
+    index = folder / "maps.xml"
     entries = []
     for version in _parse(index).iter("version"):
         for m in version.iter("map"):
@@ -569,28 +609,42 @@ def load_spec(folder_path: str, map_file: str, use_disk_cache: bool = True) -> T
     where = cache_dir() if use_disk_cache else None
     use_disk_cache = where is not None
     cached = (where or Path(".")) / f"x12spec-{Path(map_file).stem}-{digest}.pickle"
-    if use_disk_cache and cached.is_file():
-        try:
-            with open(cached, "rb") as fh:
-                spec = pickle.load(fh)
-            if isinstance(spec, TransactionSpec) and spec.source_hash == digest:
-                return spec
-        except Exception as exc:  # a damaged cache only costs a rebuild
-            log.warning("ignoring unreadable X12 spec cache %s: %s", cached, exc)
+    if use_disk_cache:
+        spec = _read_cache(cached, TransactionSpec)
+        if spec is not None and spec.source_hash == digest:
+            return spec
     spec = _Compiler(folder, map_file).compile()
     spec.source_hash = digest
     if use_disk_cache:
-        try:
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                pickle.dump(spec, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, cached)
-            for stale in cached.parent.glob(f"x12spec-{Path(map_file).stem}-*.pickle"):
-                if stale != cached:  # an older version of these maps: never read again
-                    stale.unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning("cannot write X12 spec cache %s: %s", cached, exc)
+        _write_cache(cached, spec, f"x12spec-{Path(map_file).stem}-*.pickle")
     return spec
+
+
+def _read_cache(cached: Path | None, kind: type[_T]) -> _T | None:
+    """What a cache file holds, or None when it is missing, damaged or of another kind."""
+    if cached is None or not cached.is_file():
+        return None
+    try:
+        with open(cached, "rb") as fh:
+            found = pickle.load(fh)
+    except Exception as exc:  # a damaged cache only costs a rebuild
+        log.warning("ignoring unreadable X12 spec cache %s: %s", cached, exc)
+        return None
+    return found if isinstance(found, kind) else None
+
+
+def _write_cache(cached: Path, value: object, family: str) -> None:
+    """Write a cache file atomically and drop the older ones of its family."""
+    try:
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cached)
+        for stale in cached.parent.glob(family):
+            if stale != cached:  # an older version of these maps: never read again
+                stale.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot write X12 spec cache %s: %s", cached, exc)
 
 
 # -- choosing a map -------------------------------------------------------------------

@@ -138,16 +138,29 @@ def _simple_steps(spec: specs.TransactionSpec) -> list[dict[str, tuple[int, int,
     return found
 
 
-def _checkers(spec: specs.TransactionSpec, legacy: bool, comp: str) -> list:
-    """The element checkers of a spec for one component separator, built on first use
-    and kept on the spec."""
+class _Checkers(dict):
+    """The element checkers of a spec's segment nodes, each generated the first time a
+    segment meets its node: a file uses a few dozen of a map's hundreds of nodes, and
+    generating them all cost a short file most of its run time."""
+
+    def __init__(self, spec: specs.TransactionSpec, legacy: bool, comp: str) -> None:
+        super().__init__()
+        self.spec, self.legacy, self.comp = spec, legacy, comp
+
+    def __missing__(self, node: int) -> elements.Checker | None:
+        rule = self.spec.rules[node]
+        made = self[node] = elements.make_fast_checker(
+            rule, self.spec.extended_charset_5010, self.legacy, self.comp) if rule else None
+        return made
+
+
+def _checkers(spec: specs.TransactionSpec, legacy: bool, comp: str) -> _Checkers:
+    """The element checkers of a spec for one component separator, kept on the spec."""
     if spec._checkers is None:
         spec._checkers = {}
     found = spec._checkers.get((legacy, comp))
     if found is None:
-        found = spec._checkers[(legacy, comp)] = [
-            elements.make_fast_checker(r, spec.extended_charset_5010, legacy, comp) if r
-            else None for r in spec.rules]
+        found = spec._checkers[(legacy, comp)] = _Checkers(spec, legacy, comp)
     return found
 
 

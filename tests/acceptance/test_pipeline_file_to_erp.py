@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from canonical import envelope
@@ -151,6 +152,20 @@ def test_over_http_each_event_is_applied_once(tmp_path: Path) -> None:
         assert len({e["key"] for e in sim.effects()}) == 4
 
 
+def test_run_once_says_it_left_a_scheduled_retry_pending_and_exits_3(tmp_path: Path) -> None:
+    # Nothing listens on port 1: the delivery fails for now and is retried an hour later.
+    site = _http_site(tmp_path, "http://127.0.0.1:1/events")
+    doc = yaml.safe_load(site.config.read_text())
+    doc["destinations"]["erp"]["retry"] = {"redelivery_delay": 3600}
+    site.config.write_text(yaml.safe_dump(doc))
+    site.drop("acme", ACME)
+    with cwd(tmp_path):
+        result = CliRunner().invoke(app, ["run", "--once", "--config", str(site.config)])
+    assert result.exit_code == 3, result.output
+    assert "left 1 work item(s) pending" in result.stderr
+    assert "waiting work items 1" in result.stdout
+
+
 @pytest.mark.integration
 def test_on_postgresql_with_two_workers(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
     with running_simulator() as sim:
@@ -158,9 +173,7 @@ def test_on_postgresql_with_two_workers(tmp_path: Path, pg_url: str) -> None:  #
         site.drop("acme", ACME)
         for f in GLOBEX:
             site.drop("globex", f)
-        # Its own ISA13: the broken sample shares the good one's, which would quarantine it.
-        broken = (SAMPLES / "broken" / "acme-850-4010-errors.edi").read_bytes()
-        site.drop("acme", broken.replace(b"000001001", b"000009001"), name="broken.edi")
+        site.drop("acme", SAMPLES / "broken" / "acme-850-4010-errors.edi", name="broken.edi")
         stranger = ACME.read_bytes().replace(b"ZZ*ACMERETAIL     *", b"ZZ*STRANGERCO     *", 1)
         site.drop("globex", stranger, name="stranger.edi")
         out = site.run("--workers", "2")

@@ -104,3 +104,35 @@ def test_inspect_of_not_x12_exits_2(tmp_path):
 def test_help_lists_the_commands():
     r = run("--help")
     assert "validate" in r.output and "inspect" in r.output
+
+
+def test_a_folder_run_says_what_it_skipped_and_why(tmp_path):
+    shutil.copy(SAMPLES / "acme-850-4010.edi", tmp_path / "po.edi")
+    for name in ("notes.json", "rows.csv", ".po.edi.swp"):
+        (tmp_path / name).write_text("x")
+    r = run("validate", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert "1 file(s), 1 transaction set(s): 1 accepted" in r.stdout
+    assert ("skipped 3 file(s) in the folder(s): 2 not named like X12 (.csv x1, .json x1;"
+            in r.stderr)
+    assert "1 hidden (name starts with a dot)" in r.stderr
+    r = run("inspect", str(tmp_path))
+    assert r.exit_code == 0 and "ACMERETAIL" in r.stdout and "skipped 3 file(s)" in r.stderr
+
+
+def test_warnings_are_labelled_as_warnings_and_counted(tmp_path):
+    text = (SAMPLES / "acme-850-4010.edi").read_text()
+    p = tmp_path / "po-4030.edi"
+    p.write_text(text.replace("*00401*", "*00403*").replace("*004010~", "*004030~"))
+    r = run("validate", str(p))
+    assert r.exit_code == 0, r.output
+    assert "[warning] ST line 3: version 004030 has no map of its own" in r.stdout
+    assert "[warning TA105-016] ISA line 1" in r.stdout
+    assert "1 accepted, 0 rejected, 2 warning(s)" in r.stdout
+
+
+def test_max_bytes_refuses_each_file_over_it_and_goes_on(tmp_path):
+    r = run("validate", "--max-bytes", "600", str(SAMPLES))
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "is 688 bytes, over the limit of 600 (--max-bytes)" in r.stdout
+    assert "globex-855-4010.edi: accepted" in r.stdout  # 444 bytes: still validated

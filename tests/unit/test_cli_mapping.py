@@ -209,6 +209,35 @@ def test_new_needs_a_base_for_the_set(work):
     assert r.exit_code == 2 and "no base mapping for 850 004010" in r.stderr
 
 
+def test_new_refuses_a_rejected_sample_and_leaves_nothing_behind(work):
+    shutil.copy(BROKEN, work / "broken.edi")
+    r = run("mapping", "new", "--partner", "zenith", "--from", "broken.edi")
+    assert r.exit_code == 2 and "validation rejects it" in r.stderr and "[AK403-1]" in r.stderr
+    assert "Traceback" not in r.output
+    assert not (work / "mappings" / "partners" / "zenith").exists()
+
+
+@pytest.mark.parametrize("partner", ["../../../x", "Zenith", "a/b", ""])
+def test_new_refuses_a_partner_id_that_is_not_one(work, partner):
+    r = run("mapping", "new", "--partner", partner, "--from", "acme-850.edi")
+    assert r.exit_code == 2 and "partner id" in r.stderr, r.output
+    assert not (work / "x").exists() and not (work.parent / "x").exists()
+    assert not (work / "mappings" / "partners").exists()
+
+
+def test_commands_outside_the_project_folder_say_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(SAMPLE, tmp_path / "acme-850.edi")
+    r = run("translate", "acme-850.edi")
+    assert r.exit_code == 2 and "mappings does not exist" in r.stderr
+    assert "run edigw from the project folder" in r.stderr
+    r = run("partners", "list")
+    assert r.exit_code == 2 and "conf/partners does not exist" in r.stderr
+    r = runner.invoke(app, ["dlq", "list"], env={"EDIGW_STORE_URL": ""})
+    assert r.exit_code == 2 and "no store at var/edigw.db" in r.stderr
+    assert not (tmp_path / "var").exists()  # no empty database left behind
+
+
 def test_test_shows_a_diff_and_exits_1_then_update_accepts(work):
     run("mapping", "new", "--partner", "acme", "--from", "acme-850.edi")
     m = work / "mappings" / "partners" / "acme" / "850.yaml"

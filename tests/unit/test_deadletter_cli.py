@@ -75,3 +75,61 @@ def test_api_key_new_prints_the_key_once_and_its_hash_line() -> None:
     assert key not in r.stderr
     bad = runner.invoke(app, ["api-key", "new", "--role", "partner"])
     assert bad.exit_code == 2 and "needs the partner's id" in bad.stderr
+
+
+def _serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_lines: str):
+    """`edigw api serve` in a folder whose conf/api-keys.yaml holds key_lines; what it
+    would have served (uvicorn is stopped before it listens)."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "api-keys.yaml").write_text(key_lines)
+    monkeypatch.chdir(tmp_path)
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(app))
+    url = f"sqlite:///{tmp_path}/s.db"
+    migrated(url).dispose()
+    r = runner.invoke(app, ["api", "serve"], env={"EDIGW_STORE_URL": url})
+    return r, served
+
+
+def test_api_serve_names_a_store_that_is_not_there(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["api", "serve"], env={"EDIGW_STORE_URL": ""})
+    assert r.exit_code == 2 and "no store at var/edigw.db" in r.stderr
+    assert not (tmp_path / "var").exists()
+
+
+def test_api_serve_after_following_api_key_new_on_the_shipped_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = runner.invoke(app, ["api-key", "new", "--role", "operator"])
+    line = made.stderr.strip().splitlines()[-1]
+    shipped = (Path(__file__).resolve().parents[2] / "conf" / "api-keys.yaml").read_text()
+    (tmp_path / "new").mkdir()
+    r, served = _serve(tmp_path / "new", monkeypatch, shipped + line + "\n")
+    assert r.exit_code == 0 and len(served) == 1, r.output
+    # A file from before, with `keys: []`: one line naming the file and what to change.
+    (tmp_path / "old").mkdir()
+    r, served = _serve(tmp_path / "old", monkeypatch, "keys: []\n" + line + "\n")
+    assert r.exit_code == 2 and not served
+    assert "api-keys.yaml:2" in r.stderr and "keys: []" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_api_serve_with_an_unknown_role_says_which_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r, served = _serve(tmp_path, monkeypatch,
+                       "keys:\n  - {name: ops, sha256: " + "a" * 64 + ", role: admin}\n")
+    assert r.exit_code == 2 and not served
+    assert "keys[0]" in r.stderr and "'admin' is not one of operator, partner" in r.stderr
+
+
+def test_dlq_takes_the_store_from_c(store: str, tmp_path: Path) -> None:
+    ids = seed.seed_many(db.make_engine(store), 1)
+    conf = tmp_path / "gw.yaml"
+    conf.write_text(f"store:\n  url: '{store}'\n")
+    r = runner.invoke(app, ["dlq", "show", str(ids[0]), "-c", str(conf)])
+    assert r.exit_code == 0 and "DeliveryRejected" in r.output, r.output
+    r = runner.invoke(app, ["dlq", "list", "-c", str(tmp_path / "missing.yaml")])
+    assert r.exit_code == 2 and "missing.yaml: no such file" in r.stderr

@@ -46,13 +46,43 @@ def test_a_message_that_was_parked_at_delivery_and_replayed() -> None:
                          dead_letters=dead, audits=audits)
     assert [e.what for e in got] == [
         "received", "validated", "acked", "event", "mapped", "outbox", "routed", "attempts",
-        "failed", "parked", "replayed", "deliver pending"]
+        "failed", "parked", "replayed", "deliver queued"]
     assert got[0].detail == "po1.edi on sftp://acme/inbox"
     assert got[4].detail == "map done (after 2 claims)"
     assert got[7].detail == "1 attempt(s) to erp:orders; last: 400 bad request"
     assert got[9].detail == "deliver at erp:orders after 1 attempt(s): 400 bad request"
     assert got[10].detail == "by cli:ops because ERP fixed"
     assert got[10].to_dict()["at"] == at(20).isoformat()
+
+
+def test_after_a_rejected_file_is_parked_the_timeline_reads_as_what_happened() -> None:
+    # Validation rejects the file: its item completes (the verdict and the 997 are its
+    # work) in the transaction that parks the message, a moment after the dead letter.
+    message = {"id": 1, "received_at": T0, "channel": "folder:var/inbox/acme",
+               "source_name": "po.edi"}
+    work = [
+        {"id": 1, "kind": "validate", "status": "done", "attempts": 1, "created_at": T0,
+         "updated_at": at(1.02)},
+        {"id": 2, "kind": "ack", "status": "done", "attempts": 1, "created_at": at(1.02),
+         "updated_at": at(1.2)},
+        # The replay's item, written a few milliseconds before the replay's audit row.
+        {"id": 3, "kind": "validate", "status": "pending", "attempts": 0,
+         "created_at": at(9.98), "updated_at": at(9.98)},
+    ]
+    dead = [{"id": 4, "stage": "validate", "endpoint": "partner:acme", "attempts": 1,
+             "reason": "rejected by validation: BEG03 is required", "last_failed_at": at(1)}]
+    audits = [{"at": at(10), "actor": "cli:ops", "action": "dead_letter.replay",
+               "target": "dead_letter:4", "reason": "partner resent",
+               "details": {"work_item_id": 3, "stage": "validate"}}]
+    got = timeline.build(message, work_items=work, dead_letters=dead, audits=audits)
+    assert [(e.what, e.detail) for e in got] == [
+        ("received", "po.edi on folder:var/inbox/acme"),
+        ("parked", "validate at partner:acme after 1 attempt(s): rejected by validation: "
+                   "BEG03 is required"),
+        ("acked", "ack done"),
+        ("replayed", "by cli:ops because partner resent"),
+        ("validate queued", "the validate stage waits for a worker")]
+    assert got[-1].at == at(10)
 
 
 def test_partners_do_not_see_who_acted_or_why() -> None:

@@ -142,7 +142,9 @@ def test_a_hung_request_is_let_go_when_the_faults_change(sim: SimulatorHandle) -
     started = time.monotonic()
     sim.set_fault("none")
     hung.join(timeout=5)
-    assert time.monotonic() - started < 3  # at once, give or take a loaded machine
+    # Let go when the faults changed, not when its 60 s hang ran out (a bound about the
+    # hang, not about how fast this machine is).
+    assert time.monotonic() - started < 30
     assert answers[0].status_code == 503  # let go, nothing applied
     assert sim.stats()["effects"] == 0
 
