@@ -87,12 +87,15 @@ class _Set:
     """What is tracked while inside one ST..SE."""
 
     __slots__ = ("checkers", "counts", "errors", "hl_ids", "hl_last", "hl_unsure", "max_counts",
-                 "result", "simple", "spec", "state", "suppressed", "zeros")
+                 "nearest", "result", "simple", "spec", "state", "suppressed", "zeros")
 
     def __init__(self, result: SetResult, spec: specs.TransactionSpec | None,
-                 legacy: bool = False, comp: str = ":") -> None:
+                 legacy: bool = False, comp: str = ":", nearest: str | None = None) -> None:
         self.result = result
         self.spec = spec
+        # The set's version when its map is another version's (the nearest one): what that
+        # map does not know is noted as a warning naming the version, not rejected.
+        self.nearest = nearest
         self.state = spec.start if spec else -1
         self.counts = [0] * len(spec.ids) if spec else []
         self.zeros = [0] * len(spec.ids) if spec else []
@@ -495,7 +498,9 @@ class _Run:
         # A version older than the map wrote dates as YYMMDD: accept them when validating
         # against the nearest (newer) map.
         legacy = spec is not None and g.version[:6].isdigit() and g.version[:6] < "004000"
-        st = _Set(sr, spec, legacy, self.comp)
+        nearest = (g.version or (self.ic.version if self.ic else "") or "(none)"
+                   if spec is not None and warning else None)
+        st = _Set(sr, spec, legacy, self.comp, nearest)
         self.set = st
         sr.segment_count = 1
         if spec is not None:
@@ -611,16 +616,18 @@ class _Run:
             counts[a:b] = st.zeros[a:b]
             counts[t] = 1
             if counts[loop] > spec.max_counts[loop]:
-                st.add(self.seg_finding(st, "4", f"loop {spec.ids[loop]} occurs more than "
-                                        f"{spec.max_counts[loop]} times", seg, pos, t))
+                st.add(self.unknown_to_map(st, self.seg_finding(
+                    st, "4", f"loop {spec.ids[loop]} occurs more than "
+                    f"{spec.max_counts[loop]} times", seg, pos, t)))
             if spec.usages[loop] == "N":
                 st.add(self.seg_finding(st, "2", f"loop {spec.ids[loop]} is not used in this "
                                         f"map", seg, pos, t))
         else:
             counts[t] += 1
             if counts[t] > spec.max_counts[t]:
-                st.add(self.seg_finding(st, "5", f"{sid} occurs more than {spec.max_counts[t]} "
-                                        f"times here", seg, pos, t))
+                st.add(self.unknown_to_map(st, self.seg_finding(
+                    st, "5", f"{sid} occurs more than {spec.max_counts[t]} times here", seg,
+                    pos, t)))
             if spec.usages[t] == "N":
                 st.add(self.seg_finding(st, "2", f"{sid} is not used in this map", seg, pos, t))
         st.state = t
@@ -634,14 +641,19 @@ class _Run:
             return
         spec = st.spec
         assert spec is not None
+        failed = False
         for code, epos, cpos, rpos, rule, value, message, severity in errs:
-            st.add(Finding("element", code, message, severity=severity,  # type: ignore[arg-type]
-                           segment_position=pos, segment_id=seg.fields[0],
-                           element_position=epos, component_position=cpos,
-                           repetition_position=rpos, data_element=rule.data_element or None,
-                           loop=spec.loop_paths[node], line=seg.line,
-                           file_position=seg.position, value=value))
-        if any(e[7] == "error" for e in errs):
+            f = Finding("element", code, message, severity=severity,  # type: ignore[arg-type]
+                        segment_position=pos, segment_id=seg.fields[0],
+                        element_position=epos, component_position=cpos,
+                        repetition_position=rpos, data_element=rule.data_element or None,
+                        loop=spec.loop_paths[node], line=seg.line,
+                        file_position=seg.position, value=value)
+            if code == "3":  # an element past the map's last: the set's version may have it
+                f = self.unknown_to_map(st, f)
+            st.add(f)
+            failed = failed or f.severity == "error"
+        if failed:
             # AK304 8 after its AK4 notes: the segment note the acks print for them.
             st.add(self.seg_finding(st, "8", f"{seg.fields[0]} has data element errors", seg,
                                     pos, node))
@@ -673,7 +685,8 @@ class _Run:
         assert spec is not None
         sid = seg.fields[0]
         pos = st.result.segment_count
-        if not (2 <= len(sid) <= 3 and set(sid) <= _SEGMENT_ID_OK and sid[0].isalpha()):
+        malformed = not (2 <= len(sid) <= 3 and set(sid) <= _SEGMENT_ID_OK and sid[0].isalpha())
+        if malformed:
             code, msg = "1", f"{sid!r} is not a segment id"
         elif sid not in spec.segment_ids:
             if sid in self.folder.known_segment_ids:
@@ -685,7 +698,20 @@ class _Run:
                               f"{spec.ids[st.state]}")
         else:
             code, msg = "2", f"{sid} is not expected after {spec.ids[st.state]}"
-        st.add(self.seg_finding(st, code, msg, seg, pos, st.state))
+        f = self.seg_finding(st, code, msg, seg, pos, st.state)
+        st.add(f if malformed else self.unknown_to_map(st, f))
+
+    @staticmethod
+    def unknown_to_map(st: _Set, f: Finding) -> Finding:
+        """A finding about what the map does not know (a segment, its place or count, an
+        element past the last): a warning naming the version when the map is only the
+        nearest one, since the set's own version may allow it; the finding as it is else."""
+        if st.nearest is None or st.spec is None:
+            return f
+        f.severity = "warning"
+        f.message += (f" (version {st.nearest} is validated against the nearest map, "
+                      f"{st.spec.map_name}; that version may allow it: not rejected)")
+        return f
 
     def check_hl(self, st: _Set, seg: Segment, pos: int, node: int) -> None:
         """856 hierarchy: HL01 unique and increasing, HL02 a parent already seen, HL03 set."""
