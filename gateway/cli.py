@@ -15,6 +15,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from gateway import cli_dlq, cli_mapping, cli_run, report
+from gateway import partners as partners_mod
 from mappings.x12.results import FileResult
 
 app = typer.Typer(
@@ -51,13 +52,28 @@ def validate(
         help="Write the 997/999/TA1 answering each file into this folder.")] = None,
     max_bytes: Annotated[int | None, typer.Option(
         help="Refuse files larger than this many bytes.")] = None,
+    partner: Annotated[str | None, typer.Option(
+        help="Apply this partner's validation settings (validation.accept_with_errors in "
+             "its conf/partners file): sets with only those errors are accepted, AK5 E.")
+    ] = None,
+    partners_dir: cli_mapping.PartnersDir = cli_mapping.DEFAULT_PARTNERS,
+    mappings_dir: cli_mapping.MappingsDir = cli_mapping.DEFAULT_MAPPINGS,
 ) -> None:
-    """Validate X12 files: exit 0 when every transaction set is accepted, 1 when any is
-    rejected, 2 when a file cannot be read as X12 at all."""
+    """Validate X12 files: exit 0 when every transaction set is accepted (with errors noted
+    too, AK5 E), 1 when any is rejected, 2 when a file cannot be read as X12 at all."""
+    from canonical.errors import ConfigError
     from mappings.x12 import validator
 
     if format not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
+    lenient: frozenset[str] = frozenset()
+    if partner is not None:
+        try:
+            registry = partners_mod.load_all(partners_dir, mappings_root=mappings_dir)
+            lenient = registry.get(partner).accept_with_errors
+        except ConfigError as exc:
+            typer.echo(f"edigw validate: {exc}", err=True)
+            raise typer.Exit(EXIT_UNREADABLE) from exc
     files = list(_expand(paths))
     if not files:
         typer.echo("edigw validate: no files found in " + ", ".join(map(str, paths)), err=True)
@@ -73,7 +89,8 @@ def validate(
                 result = FileResult(path=str(f), readable=False,
                                               read_error="no such file")
             else:
-                result = validator.validate(f, path=str(f), max_bytes=max_bytes)
+                result = validator.validate(f, path=str(f), max_bytes=max_bytes,
+                                            accept_with_errors=lenient)
             results.append(result)
             if ack_dir is not None and result.readable:
                 _write_acks(result, ack_dir, err)

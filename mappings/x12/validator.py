@@ -9,11 +9,19 @@ memory stays bounded whatever the file size.
 `validate` never raises for bad input: input that cannot be read as X12 at all gives
 FileResult(readable=False, read_error=...). The one exception is
 canonical.errors.InputTooLarge, which escapes so the caller can refuse the input.
+
+`accept_with_errors` is a partner's leniency: acknowledgment codes as `AK403-6`,
+`AK304-8`, `AK502-4` (IK spellings too). A set whose every error is one of them is
+accepted with errors noted (AK5/IK5 E): its findings stay errors, so the acks still
+carry its AK3/AK4. AK304-8 and AK502-5 only sum up the errors beneath them: they follow
+those and need not be listed. Group and envelope errors are never downgraded, nor a set
+without a map.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import BinaryIO
 
 from canonical.errors import InputTooLarge, SpecificationError, X12ReadError
@@ -42,12 +50,33 @@ _ISA05 = frozenset(["01", "02", "03", "04", "07", "08", "09", "10", "11", "12", 
 # TA105 codes that leave the interchange readable: noted (TA104 E), not rejected.
 _TA1_NOTED = frozenset(("017", "024"))
 _SEGMENT_ID_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+# Codes that only sum up others: "segment has data element errors", "one or more segments
+# are in error". They never decide a downgrade on their own.
+_SUMMARY_CODES = frozenset(("AK304-8", "AK502-5"))
+_DOWNGRADABLE = ("AK304-", "AK403-", "AK502-")
+
+
+def leniency_codes(codes: Iterable[str]) -> frozenset[str]:
+    """A partner's accept_with_errors list in the validator's spelling (IK403-6 -> AK403-6).
+
+    ValueError names a code that is not a set, segment or element error code."""
+    out = set()
+    for code in codes:
+        norm = code.strip().upper()
+        norm = "AK" + norm[2:] if norm.startswith("IK") else norm
+        if not norm.startswith(_DOWNGRADABLE) or not norm.split("-", 1)[1]:
+            raise ValueError(f"{code!r} is not an AK304, AK403 or AK502 code such as AK403-6")
+        out.add(norm)
+    return frozenset(out)
 
 
 def validate(source: str | os.PathLike[str] | bytes | BinaryIO, *, path: str = "<input>",
              max_bytes: int | None = None,
-             maps: str | os.PathLike[str] | None = None) -> FileResult:
-    """Validate one X12 file (path, bytes or binary stream) into a FileResult."""
+             maps: str | os.PathLike[str] | None = None,
+             accept_with_errors: Iterable[str] = ()) -> FileResult:
+    """Validate one X12 file (path, bytes or binary stream) into a FileResult; see the
+    module docstring for `accept_with_errors`."""
+    lenient = leniency_codes(accept_with_errors)
     if isinstance(source, str | os.PathLike) and path == "<input>":
         path = os.fspath(source)
     result = FileResult(path=path)
@@ -64,7 +93,7 @@ def validate(source: str | os.PathLike[str] | bytes | BinaryIO, *, path: str = "
     except OSError as exc:
         result.readable, result.read_error = False, f"cannot open {path}: {exc.strerror or exc}"
         return result
-    run = _Run(result, folder)
+    run = _Run(result, folder, lenient)
     try:
         with reader:
             run.read(reader)
@@ -157,8 +186,10 @@ def _checkers(spec: specs.TransactionSpec, legacy: bool, comp: str) -> list:
 class _Run:
     """One pass of the validator over one file."""
 
-    def __init__(self, result: FileResult, folder: specs.MapFolder) -> None:
+    def __init__(self, result: FileResult, folder: specs.MapFolder,
+                 lenient: frozenset[str] = frozenset()) -> None:
         self.result = result
+        self.lenient = lenient
         self.folder = folder
         self.maps = str(folder.path)
         self.ic: InterchangeResult | None = None
@@ -569,6 +600,10 @@ class _Run:
                 "", f"{st.suppressed} more findings are not listed (the first "
                 f"{MAX_FINDINGS_PER_SET} are)", None, severity="warning"))
         sr.ack_code = "R" if st.errors else "A"
+        if st.errors and self.lenient and st.spec is not None and not st.suppressed:
+            codes = {f.to_dict()["code"] for f in sr.errors} - _SUMMARY_CODES
+            if codes and codes <= self.lenient:
+                sr.ack_code = "E"  # the partner's agreed leniency: accepted, errors noted
         self.set = None
 
     # -- inside a set ----------------------------------------------------------------

@@ -104,3 +104,38 @@ def test_inspect_of_not_x12_exits_2(tmp_path):
 def test_help_lists_the_commands():
     r = run("--help")
     assert "validate" in r.output and "inspect" in r.output
+
+
+LONG_PID = "PID*F****" + "Widget, blue, with a description longer than PID05 allows " * 2 + "~"
+
+
+def test_partner_leniency_accepts_with_errors_noted(tmp_path):
+    src = tmp_path / "acme-long-pid.edi"
+    src.write_text((SAMPLES / "acme-850-4010.edi").read_text().replace(
+        "PID*F****Widget, blue~", LONG_PID))
+    partners = tmp_path / "partners"
+    partners.mkdir()
+    (partners / "acme.yaml").write_text(
+        "id: acme\nname: Acme Retail\nx12:\n  isa:\n    - {qualifier: ZZ, id: ACMERETAIL}\n"
+        "validation:\n  accept_with_errors: [AK403-5, AK304-8]\n")
+    strict = run("validate", str(src), "--ack-dir", str(tmp_path / "strict"))
+    assert strict.exit_code == 1, strict.output
+    assert "AK5*R*5" in _the_997(tmp_path / "strict")
+    acks = tmp_path / "acks"
+    r = run("validate", str(src), "--partner", "acme", "--partners-dir", str(partners),
+            "--ack-dir", str(acks))
+    assert r.exit_code == 0, r.output
+    text = _the_997(acks)
+    assert "AK3*PID*15*PID*8~" in text and "AK4*5*352*5*" in text  # the errors still noted
+    assert "AK5*E*5~" in text and "AK9*E*1*1*1~" in text
+
+
+def _the_997(folder) -> str:
+    (text,) = [p.read_text() for p in folder.iterdir() if "ST*997" in p.read_text()]
+    return text
+
+
+def test_an_unknown_partner_exits_2(tmp_path):
+    r = run("validate", str(SAMPLES / "acme-850-4010.edi"), "--partner", "nobody",
+            "--partners-dir", str(tmp_path))
+    assert r.exit_code == 2 and "nobody" in r.output
