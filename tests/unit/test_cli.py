@@ -125,6 +125,7 @@ def test_partner_leniency_accepts_with_errors_noted(tmp_path):
     r = run("validate", str(src), "--partner", "acme", "--partners-dir", str(partners),
             "--ack-dir", str(acks))
     assert r.exit_code == 0, r.output
+    assert "accepted with errors noted (AK5 E)" in r.output and "[AK403-5]" in r.output
     text = _the_997(acks)
     assert "AK3*PID*15*PID*8~" in text and "AK4*5*352*5*" in text  # the errors still noted
     assert "AK5*E*5~" in text and "AK9*E*1*1*1~" in text
