@@ -529,8 +529,8 @@ class _Run:
         # A version older than the map wrote dates as YYMMDD: accept them when validating
         # against the nearest (newer) map.
         legacy = spec is not None and g.version[:6].isdigit() and g.version[:6] < "004000"
-        nearest = (g.version or (self.ic.version if self.ic else "") or "(none)"
-                   if spec is not None and warning else None)
+        # Only a real version of its own can allow what its nearest map does not know.
+        nearest = g.version if spec is not None and warning and g.version[:6].isdigit() else None
         st = _Set(sr, spec, legacy, self.comp, nearest)
         self.set = st
         sr.segment_count = 1
