@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import BinaryIO
 
 from canonical.errors import InputTooLarge, SpecificationError, X12ReadError
@@ -34,6 +35,7 @@ from mappings.x12.results import (
     InterchangeResult,
     SetResult,
 )
+from mappings.x12.specs import ElementRule, SegmentRule
 
 MAX_FINDINGS_PER_SET = 100
 _ENVELOPE_IDS = frozenset(("ISA", "IEA", "GS", "GE", "ST", "SE", "TA1", "ISB", "ISE"))
@@ -178,9 +180,26 @@ def _checkers(spec: specs.TransactionSpec, legacy: bool, comp: str) -> list:
     found = spec._checkers.get((legacy, comp))
     if found is None:
         found = spec._checkers[(legacy, comp)] = [
-            elements.make_fast_checker(r, spec.extended_charset_5010, legacy, comp) if r
+            elements.make_fast_checker(_legacy_dtm(r) if legacy else r,
+                                       spec.extended_charset_5010, legacy, comp) if r
             else None for r in spec.rules]
     return found
+
+
+_DTM_4010 = ["374", "373", "337", "623", "1250", "1251"]
+
+
+def _legacy_dtm(rule: SegmentRule) -> SegmentRule:
+    """The DTM of versions before 004010, which still had Century (624, N0 2/2) as DTM05:
+    004010's DTM05/06 are then DTM06/07, and its notes R020305 P0506 are R020306 P0607
+    (X12 003050 DTM).  Any other rule as it is."""
+    if rule.id != "DTM" or [e.data_element for e in rule.elements] != _DTM_4010:
+        return rule
+    head, tail = rule.elements[:4], rule.elements[4:]
+    century = ElementRule("DTM05", 5, "624", "Century", "N0", 2, 2, "S")
+    moved = tuple(replace(e, ref=f"DTM{e.seq + 1:02d}", seq=e.seq + 1) for e in tail)
+    return SegmentRule(rule.id, rule.name, (*head, century, *moved),
+                       (("R", (2, 3, 6)), ("C", (4, 3)), ("P", (6, 7))))
 
 
 class _Run:

@@ -391,3 +391,33 @@ def test_sources_can_be_paths_bytes_or_streams(tmp_path):
     p.write_bytes(interchange())
     assert validator.validate(p).accepted and validator.validate(p).path == str(p)
     assert validator.validate(io.BytesIO(interchange())).accepted
+
+
+def test_a_real_003050_850_with_nte_is_accepted_with_warnings_naming_the_version():
+    from tests.conftest import REPO
+
+    result = validator.validate(REPO / "tests" / "data" / "x12" /
+                                "stupidedi-850-003050-padded-isa.edi")
+    (s,) = result.sets()
+    assert result.accepted and s.ack_code == "A" and s.errors == []
+    assert result.interchanges[0].ta1_ack_code == "A"
+    assert [(w.code, w.segment_id) for w in s.warnings] == [("", "ST"), ("6", "NTE")]
+    assert all("003050" in w.message for w in s.warnings)
+
+
+def test_before_004010_dtm05_is_century_and_the_notes_move_with_it():
+    def dtm(version: str, segment: str):
+        body = [*PO_BODY[:3], segment, *PO_BODY[4:]]
+        return only_set(interchange(body, version=version))
+
+    assert dtm("003050", "DTM*002*010808***20").ack_code == "A"
+    s = dtm("003050", "DTM*002*010808***20*D8")  # DTM06 1250 without DTM07 1251
+    assert [(f.code, f.element_position, f.data_element) for f in errors(s, "element")] == [
+        ("2", 7, "1251")]
+    assert "P0607" in errors(s, "element")[0].message
+    s = dtm("003050", "DTM*002*010808***2O")
+    assert [(f.code, f.element_position, f.data_element) for f in errors(s, "element")] == [
+        ("6", 5, "624")]
+    # At 004010 the Century is gone: DTM05 is 1250, and P0506 wants DTM06.
+    s = dtm("004010", "DTM*002*20010808***20")
+    assert [(f.code, f.element_position) for f in errors(s, "element")] == [("2", 6)]
