@@ -87,7 +87,8 @@ def _unreadable(path: Path, reason: str) -> "FileResult":
     return FileResult(path=str(path), readable=False, read_error=reason)
 
 
-def _validate_one(f: Path, max_bytes: int | None) -> "FileResult":
+def _validate_one(f: Path, max_bytes: int | None,
+                  lenient: frozenset[str] = frozenset()) -> "FileResult":
     from canonical.errors import InputTooLarge
     from mappings.x12 import validator
 
@@ -95,7 +96,8 @@ def _validate_one(f: Path, max_bytes: int | None) -> "FileResult":
     if problem is not None:
         return _unreadable(f, problem.removeprefix(f"{f}: "))
     try:
-        return validator.validate(f, path=str(f), max_bytes=max_bytes)
+        return validator.validate(f, path=str(f), max_bytes=max_bytes,
+                                  accept_with_errors=lenient)
     except InputTooLarge as exc:  # refused, like any file that cannot be read: exit 2
         return _unreadable(f, f"{exc} (--max-bytes)")
 
@@ -108,18 +110,33 @@ def validate(
         help="Write the 997/999/TA1 answering each file into this folder.")] = None,
     max_bytes: Annotated[int | None, typer.Option(
         min=0, help="Refuse files larger than this many bytes (exit 2 for them).")] = None,
+    partner: Annotated[str | None, typer.Option(
+        help="Apply this partner's validation settings (validation.accept_with_errors in "
+             "its conf/partners file): sets with only those errors are accepted, AK5 E.")
+    ] = None,
+    partners_dir: cli_mapping.PartnersDir = cli_mapping.DEFAULT_PARTNERS,
+    mappings_dir: cli_mapping.MappingsDir = cli_mapping.DEFAULT_MAPPINGS,
 ) -> None:
-    """Validate X12 files: exit 0 when every transaction set is accepted, 1 when any is
-    rejected, 2 when a file cannot be read as X12 at all."""
+    """Validate X12 files: exit 0 when every transaction set is accepted (with errors noted
+    too, AK5 E), 1 when any is rejected, 2 when a file cannot be read as X12 at all."""
     import json
     import sys
 
     from rich.console import Console
 
+    from canonical.errors import ConfigError
+    from gateway import partners as partners_mod
     from gateway import report
 
     if format not in ("text", "json"):
         raise typer.BadParameter("use text or json", param_hint="--format")
+    lenient: frozenset[str] = frozenset()
+    if partner is not None:
+        try:
+            registry = partners_mod.load_all(partners_dir, mappings_root=mappings_dir)
+            lenient = registry.get(partner).accept_with_errors
+        except ConfigError as exc:
+            raise cli_common.fail("validate", str(exc), EXIT_UNREADABLE) from exc
     found = expand(paths)
     note = found.skipped_note()
     if not found.files:
@@ -138,7 +155,7 @@ def validate(
     show_progress = len(found.files) > 1 and err.is_terminal and format == "text"
     with _progress(err, len(found.files), show_progress) as advance:
         for f in found.files:
-            result = _validate_one(f, max_bytes)
+            result = _validate_one(f, max_bytes, lenient)
             results.append(result)
             if ack_dir is not None and result.readable:
                 _write_acks(result, ack_dir, err)

@@ -17,6 +17,7 @@ import jsonschema
 
 from canonical.errors import ConfigError, MappingFileError
 from mappings.language import yaml_source
+from mappings.x12 import validator
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "partner.schema.json"
 
@@ -44,6 +45,8 @@ class Partner:
     secrets: dict[str, str] = field(default_factory=dict)  # secret name -> env var name
     mappings: dict[str, Path] = field(default_factory=dict)  # document type -> mapping file
     channels: dict[str, Any] = field(default_factory=dict)
+    # validation.accept_with_errors, as the validator spells the codes (AK403-6 ...)
+    accept_with_errors: frozenset[str] = frozenset()
 
     def mapping_for(self, document: str, version: str = "") -> Path | None:
         """The mapping for an X12 set (850 and 004010 look for 850.4010, then 850) or a name."""
@@ -114,12 +117,14 @@ def load(path: str | Path, *, mappings_root: str | Path = "mappings") -> Partner
             raise _error(marks, ("mappings", doc), f"{ref} not found (looked for {target})", file)
         refs[doc] = target
     x12 = data.get("x12") or {}
+    lenient = (data.get("validation") or {}).get("accept_with_errors") or ()
     return Partner(
         id=data["id"], name=data["name"], file=file,
         isa_ids=tuple((i["qualifier"], i["id"]) for i in x12.get("isa") or ()),
         gs_ids=tuple(x12.get("gs") or ()),
         secrets={k: v["env"] for k, v in (data.get("secrets") or {}).items()},
-        mappings=refs, channels=dict(data.get("channels") or {}))
+        mappings=refs, channels=dict(data.get("channels") or {}),
+        accept_with_errors=validator.leniency_codes(lenient))
 
 
 class Partners:

@@ -75,7 +75,9 @@ def render_text(result: FileResult) -> str:
             out += [_finding(f, "      ") for f in g.findings]
             for s in g.sets:
                 if s.findings or not s.accepted:
-                    state = "accepted" if s.accepted else "[red]rejected[/red]"
+                    state = ("[yellow]accepted with errors noted (AK5 E)[/yellow]"
+                             if s.ack_code == "E" else "accepted" if s.accepted
+                             else "[red]rejected[/red]")
                     out.append(f"      {escape(s.set_id)} {escape(s.control_number)} {state}  "
                                f"line {s.line}\n")
                     out += [_finding(f, "        ") for f in s.findings]

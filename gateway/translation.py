@@ -65,8 +65,9 @@ def translate_x12(path: Path, *, partner: partners_mod.Partner | None,
     who = partner or _sender_partner(path, registry)
     refs = {k: str(v.resolve()) for k, v in (who.mappings if who else {}).items()}
     try:
-        results = x12_translate.translate_x12(path, partner=who.id if who else None,
-                                              mapping_dir=root, partners=refs)
+        results = x12_translate.translate_x12(
+            path, partner=who.id if who else None, mapping_dir=root, partners=refs,
+            accept_with_errors=who.accept_with_errors if who else ())
     except X12ReadError as exc:
         raise inputs.UnreadableInput(str(exc)) from exc
     out = Translation()

@@ -8,7 +8,7 @@ same rule for every X12 mapping, so the mapping files do not restate it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -89,7 +89,8 @@ def translate_x12(source: str | os.PathLike[str] | bytes, *, partner: str | None
                   mapping_dir: str | os.PathLike[str] = MAPPING_DIR,
                   partners: Mapping[str, str | os.PathLike[str]] | None = None,
                   time: datetime | None = None,
-                  validated: FileResult | None = None) -> list[TranslationResult]:
+                  validated: FileResult | None = None,
+                  accept_with_errors: Iterable[str] = ()) -> list[TranslationResult]:
     """Every transaction set of an X12 file, translated or with the reason it was not.
 
     partner: the gateway's partner id for the events (default: the ISA sender id).
@@ -97,11 +98,14 @@ def translate_x12(source: str | os.PathLike[str] | bytes, *, partner: str | None
     `850`, as in conf/partners/*.yaml; sets without one use mapping_dir/base/<set>.<ver>.yaml.
     validated: the validator's result for these same bytes, when the caller has it already
     (the pipeline's validate stage): the file is then not validated a second time.
+    accept_with_errors: the partner's leniency (validation.accept_with_errors), so that a
+    set accepted with errors noted is translated (see mappings.x12.validator).
     Raises X12ReadError when the file cannot be read as X12 at all.
     """
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     verdicts = _verdicts(validated if validated is not None
-                         else validator.validate(data, path=_name(source)))
+                         else validator.validate(data, path=_name(source),
+                                                 accept_with_errors=accept_with_errors))
     cache: dict[Path, CompiledMapping] = {}
     out = []
     for st in read_sets(data):

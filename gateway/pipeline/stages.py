@@ -79,8 +79,10 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
         _park(session, item, msg, f"unknown partner {msg.partner!r}: no "
               f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
         return
+    # The partner's agreed leniency: a set with only those errors is accepted (AK5 E).
     result = validator.validate(data, path=msg.source_name,
-                                max_bytes=ctx.settings.max_input_bytes)
+                                max_bytes=ctx.settings.max_input_bytes,
+                                accept_with_errors=partner.accept_with_errors)
     if not result.readable or not result.interchanges:
         why = result.read_error or "no interchange (ISA) found"
         _park(session, item, msg, f"cannot be read as X12: {why}")
@@ -218,7 +220,8 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     # result); otherwise (another worker, a restart, a replay) translate validates again.
     results = translate.translate_x12(data, partner=partner.id, partners=refs,
                                       time=msg.received_at,
-                                      validated=ctx.validated.pop(msg.payload_sha256, None))
+                                      validated=ctx.validated.pop(msg.payload_sha256, None),
+                                      accept_with_errors=partner.accept_with_errors)
     made, failed = 0, []
     for r in results:
         if r.x12control.split(".")[0].strip() not in passed:

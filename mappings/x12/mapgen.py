@@ -21,7 +21,10 @@ SPEC_DIR = HERE / "spec"
 MAPS_DIR = HERE / "maps"
 UNVERIFIED = "unverified.json"
 
-VERSIONS = {"4010": ("00401", "004010"), "5010": ("00501", "005010")}
+# version -> (ISA12 of the interchange pyx12 runs it in, GS08).  pyx12 knows only 00401 and
+# 00501 interchanges, so 004030 groups are run in 00401 ones (the bridge rewrites ISA12).
+VERSIONS = {"4010": ("00401", "004010"), "4030": ("00401", "004030"),
+            "5010": ("00501", "005010")}
 
 # (icvn, vriic, fic, abbr, map file) rows of maps.xml, in order.
 INDEX: list[tuple[str, str, str, str, str]] = [
@@ -30,6 +33,11 @@ INDEX: list[tuple[str, str, str, str, str]] = [
     ("00401", "004010", "SH", "856", "856.4010.xml"),
     ("00401", "004010", "IN", "810", "810.4010.xml"),
     ("00401", "004010", "FA", "997", "997.4010.xml"),
+    ("00401", "004030", "PO", "850", "850.4030.xml"),
+    ("00401", "004030", "PR", "855", "855.4030.xml"),
+    ("00401", "004030", "SH", "856", "856.4030.xml"),
+    ("00401", "004030", "IN", "810", "810.4030.xml"),
+    ("00401", "004030", "FA", "997", "997.4030.xml"),
     ("00401", "", "", "X12", "x12.control.00401.xml"),
     ("00501", "005010", "PO", "850", "850.5010.xml"),
     ("00501", "005010", "PR", "855", "855.5010.xml"),
@@ -145,7 +153,8 @@ def _parse_refs(text: str, where: str) -> list[Ref]:
 
 
 def load_segments(path: Path = SPEC_DIR / "segments.txt") -> dict[str, dict[str, SegmentDef]]:
-    """Return {version: {segment id: definition}}; "@5010 " lines override for 5010."""
+    """Return {version: {segment id: definition}}; "@5010 " lines override for 5010 (and
+    "@4030 " ones for 4030) over the base lines, which are 004010's."""
     base: dict[str, SegmentDef] = {}
     overrides: dict[str, dict[str, SegmentDef]] = {v: {} for v in VERSIONS}
     for no, line in _lines(path):
@@ -418,8 +427,10 @@ def render_all() -> dict[str, str]:
     }
     map_versions: dict[str, str] = {}
     for ver, (icvn, _vriic) in VERSIONS.items():
-        files[f"x12.control.{icvn}.xml"] = MapBuilder(ver).envelope("X12 Control", "X12", None)
-        map_versions[f"x12.control.{icvn}.xml"] = ver
+        if f"x12.control.{icvn}.xml" not in files:  # one per interchange version, the first
+            files[f"x12.control.{icvn}.xml"] = MapBuilder(ver).envelope("X12 Control", "X12",
+                                                                        None)
+            map_versions[f"x12.control.{icvn}.xml"] = ver
     for path in sorted((SPEC_DIR / "sets").glob("*.txt")):
         sd = load_set(path)
         files[f"{sd.set_id}.{sd.version}.xml"] = MapBuilder(sd.version).envelope(

@@ -13,12 +13,15 @@ normalised **copy** of the input (the caller's bytes are never changed):
   are not delimiters, every CR/LF is removed (line breaks between or inside segments),
   and blanks (space, tab) before a segment id are removed when they are not delimiters;
   a missing terminator after the last segment is added;
-* ISA12 becomes ``00401`` or ``00501`` (same five bytes, so the ISA keeps its length);
-* GS08 becomes the nearest of our maps: ``003xxx``/``004xxx`` -> ``004010``, ``005xxx``
-  and later -> ``005010``; a functional acknowledgment group keeps an exact
-  ``005010X230``/``005010X231``/``005010X231A1`` and otherwise gets ``005010X230`` for a
+* ISA12 becomes ``00401`` or ``00501`` (same five bytes, so the ISA keeps its length):
+  pyx12 reads no other interchange version, so 004030 groups go in an ``00401`` one;
+* GS08 becomes the nearest of our maps, as ``specs.select_map`` picks it: before 004030
+  -> ``004010``, ``004030``..``004xxx`` -> ``004030`` (so ``004030VICS`` is validated
+  as ``004030``), ``005xxx`` and later -> ``005010``; a functional acknowledgment group
+  keeps an exact ``005010X230``/``005010X231``/``005010X231A1`` and otherwise gets ``005010X230`` for a
   997 and ``005010X231`` for a 999 at 5010.  The interchange's version family is taken
-  from its first group's GS08 (then ISA12), and every group in it follows that family;
+  from its first group's GS08 (then ISA12); a group of the other family (005010 in an
+  00401 interchange, or the reverse) follows the interchange's;
 * GS01 is set to the functional identifier of the group's first ST01 (850 -> PO,
   855 -> PR, 856 -> SH, 810 -> IN, 997/999 -> FA) when it is not already that.
 
@@ -116,8 +119,11 @@ def _normalise(text: str) -> str:
             segs[i] = elem.join(fields)
         elif sid == "GS" and len(fields) >= 9:
             st01 = _first_st01(segs, ids, i, elem)
-            fam = family or _family_of(fields[8].strip())
-            fields[8] = _vriic(fields[8].strip(), fam, st01)
+            gs08 = fields[8].strip()
+            fam = own = _family_of(gs08)
+            if family is not None and ("5010" in (family, own) or not gs08[:6].isdigit()):
+                fam = family  # 00401 and 00501 control maps do not mix in one interchange
+            fields[8] = _vriic(gs08, fam, st01)
             if st01 in FIC_BY_SET and fields[1].strip() != FIC_BY_SET[st01]:
                 lead = fields[1][: len(fields[1]) - len(fields[1].lstrip())]
                 fields[1] = lead + FIC_BY_SET[st01]
@@ -129,7 +135,9 @@ def _normalise(text: str) -> str:
 
 
 def _family_of(version: str) -> str:
-    return "5010" if version[:3] >= "005" else "4010"
+    if version[:3] >= "005":
+        return "5010"
+    return "4030" if version[:6] >= "004030" else "4010"
 
 
 def _interchange_family(segs: list[str], ids: list[str], i: int, elem: str) -> str:
@@ -141,7 +149,7 @@ def _interchange_family(segs: list[str], ids: list[str], i: int, elem: str) -> s
             if len(f) >= 9 and f[8].strip():
                 return _family_of(f[8].strip())
     isa12 = segs[i].split(elem)[12]
-    return "5010" if isa12 >= "00500" else "4010"
+    return _family_of(isa12 + "0")
 
 
 def _first_st01(segs: list[str], ids: list[str], i: int, elem: str) -> str | None:
@@ -155,8 +163,8 @@ def _first_st01(segs: list[str], ids: list[str], i: int, elem: str) -> str | Non
 
 
 def _vriic(gs08: str, family: str, st01: str | None) -> str:
-    if family == "4010":
-        return "004010"
+    if family in ("4010", "4030"):
+        return "00" + family
     if st01 == "997":
         return gs08 if gs08 == "005010X230" else "005010X230"
     if st01 == "999":

@@ -652,11 +652,19 @@ def _write_cache(cached: Path, value: object, family: str) -> None:
 _FUNCTIONAL_IDS = {"850": "PO", "855": "PR", "856": "SH", "810": "IN", "997": "FA", "999": "FA"}
 
 
+def _version_digits(gs08: str, isa12: str = "") -> str:
+    """The six-digit version of a GS08 (004030VICS -> 004030), else of an ISA12, else ""."""
+    if len(gs08) >= 6 and gs08[:6].isdigit():
+        return gs08[:6]
+    if len(isa12) == 5 and isa12.isdigit():
+        return isa12 + "0"
+    return ""
+
+
 def base_version(gs08: str, isa12: str = "") -> str:
-    """The map version a GS08 (or ISA12) is validated against: "004010" or "005010"."""
-    digits = gs08[:6] if len(gs08) >= 6 and gs08[:6].isdigit() else ""
-    if not digits and len(isa12) == 5 and isa12.isdigit():
-        digits = isa12 + "0"
+    """The version family of a GS08 (or ISA12), "004010" or "005010": the base mappings
+    (mappings/base/<set>.4010.yaml, .5010.yaml) are kept per family."""
+    digits = _version_digits(gs08, isa12)
     if not digits:
         return ""
     return "005010" if digits >= "005000" else "004010"
@@ -666,10 +674,14 @@ def select_map(set_id: str, gs08: str, isa12: str = "", *,
                maps: str | os.PathLike[str] | None = None) -> tuple[TransactionSpec | None, str | None]:
     """The spec for a transaction set and a warning when it is not an exact version match.
 
-    (None, reason) when no map exists for the set id: the set is rejected (AK502 1).
+    A GS08 whose first six digits name a version with a map of its own is validated
+    against it (004030VICS against 004030).  Any other version gets the nearest map: the
+    latest version at or below it (004060 -> 004030, 003050 -> the earliest there is),
+    and a warning naming both.  (None, reason) when no map exists for the set id: the set
+    is rejected (AK502 1).
     """
     folder = load_folder(maps)
-    wanted = base_version(gs08, isa12)
+    wanted = _version_digits(gs08, isa12)
     files = [(e, f) for e in folder.entries
              if (f := e.file) in folder.set_ids and folder.set_ids[f] == set_id]
     if not files:
@@ -678,23 +690,23 @@ def select_map(set_id: str, gs08: str, isa12: str = "", *,
     if exact:
         return load_spec(str(folder.path), exact[0]), None
 
-    def base_of(e: MapEntry) -> str:
-        return base_version(e.vriic, e.icvn)
+    def version_of(e: MapEntry) -> str:
+        return _version_digits(e.vriic, e.icvn)
 
-    same = [(e, f) for e, f in files if base_of(e) == wanted]
-    same.sort(key=lambda ef: (len(ef[0].vriic) != 6, ef[0].vriic))  # the plain map first
-    warning = None
-    if same:
-        chosen = same[0][1]
-        digits = gs08[:6]
-        if digits != wanted:
-            warning = (f"version {gs08 or isa12 or '(none)'} has no map of its own; "
-                       f"validated against the nearest map, {_describe(folder, chosen)}")
+    # The plain map of a version (vriic 005010) before its implementations (005010X231).
+    ranked = sorted(files, key=lambda ef: (version_of(ef[0]), len(ef[0].vriic) != 6,
+                                           ef[0].vriic))
+    at_or_below = [ef for ef in ranked if version_of(ef[0]) <= wanted] if wanted else []
+    if at_or_below:
+        top = version_of(at_or_below[-1][0])
+        chosen = next(f for e, f in at_or_below if version_of(e) == top)
     else:
-        chosen = sorted(files, key=lambda ef: (len(ef[0].vriic) != 6, ef[0].vriic))[0][1]
-        warning = (f"version {gs08 or isa12 or '(none)'} has no {set_id} map; validated "
-                   f"against the nearest map, {_describe(folder, chosen)}")
-    return load_spec(str(folder.path), chosen), warning
+        chosen = ranked[0][1]
+    spec = load_spec(str(folder.path), chosen)
+    if _version_digits(gs08) == spec.version:  # an empty GS08 is worth a word too
+        return spec, None
+    return spec, (f"version {gs08 or isa12 or '(none)'} has no {set_id} map of its own; "
+                  f"validated against the nearest map, {_describe(folder, chosen)}")
 
 
 def _describe(folder: MapFolder, map_file: str) -> str:

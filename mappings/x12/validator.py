@@ -9,11 +9,20 @@ memory stays bounded whatever the file size.
 `validate` never raises for bad input: input that cannot be read as X12 at all gives
 FileResult(readable=False, read_error=...). The one exception is
 canonical.errors.InputTooLarge, which escapes so the caller can refuse the input.
+
+`accept_with_errors` is a partner's leniency: acknowledgment codes as `AK403-6`,
+`AK304-8`, `AK502-4` (IK spellings too). A set whose every error is one of them is
+accepted with errors noted (AK5/IK5 E): its findings stay errors, so the acks still
+carry its AK3/AK4. AK304-8 and AK502-5 only sum up the errors beneath them: they follow
+those and need not be listed. Group and envelope errors are never downgraded, nor a set
+without a map.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import BinaryIO
 
 from canonical.errors import InputTooLarge, SpecificationError, X12ReadError
@@ -26,6 +35,7 @@ from mappings.x12.results import (
     InterchangeResult,
     SetResult,
 )
+from mappings.x12.specs import ElementRule, SegmentRule
 
 MAX_FINDINGS_PER_SET = 100
 _ENVELOPE_IDS = frozenset(("ISA", "IEA", "GS", "GE", "ST", "SE", "TA1", "ISB", "ISE"))
@@ -42,12 +52,33 @@ _ISA05 = frozenset(["01", "02", "03", "04", "07", "08", "09", "10", "11", "12", 
 # TA105 codes that leave the interchange readable: noted (TA104 E), not rejected.
 _TA1_NOTED = frozenset(("017", "024"))
 _SEGMENT_ID_OK = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+# Codes that only sum up others: "segment has data element errors", "one or more segments
+# are in error". They never decide a downgrade on their own.
+_SUMMARY_CODES = frozenset(("AK304-8", "AK502-5"))
+_DOWNGRADABLE = ("AK304-", "AK403-", "AK502-")
+
+
+def leniency_codes(codes: Iterable[str]) -> frozenset[str]:
+    """A partner's accept_with_errors list in the validator's spelling (IK403-6 -> AK403-6).
+
+    ValueError names a code that is not a set, segment or element error code."""
+    out = set()
+    for code in codes:
+        norm = code.strip().upper()
+        norm = "AK" + norm[2:] if norm.startswith("IK") else norm
+        if not norm.startswith(_DOWNGRADABLE) or not norm.split("-", 1)[1]:
+            raise ValueError(f"{code!r} is not an AK304, AK403 or AK502 code such as AK403-6")
+        out.add(norm)
+    return frozenset(out)
 
 
 def validate(source: str | os.PathLike[str] | bytes | BinaryIO, *, path: str = "<input>",
              max_bytes: int | None = None,
-             maps: str | os.PathLike[str] | None = None) -> FileResult:
-    """Validate one X12 file (path, bytes or binary stream) into a FileResult."""
+             maps: str | os.PathLike[str] | None = None,
+             accept_with_errors: Iterable[str] = ()) -> FileResult:
+    """Validate one X12 file (path, bytes or binary stream) into a FileResult; see the
+    module docstring for `accept_with_errors`."""
+    lenient = leniency_codes(accept_with_errors)
     if isinstance(source, str | os.PathLike) and path == "<input>":
         path = os.fspath(source)
     result = FileResult(path=path)
@@ -64,7 +95,7 @@ def validate(source: str | os.PathLike[str] | bytes | BinaryIO, *, path: str = "
     except OSError as exc:
         result.readable, result.read_error = False, f"cannot open {path}: {exc.strerror or exc}"
         return result
-    run = _Run(result, folder)
+    run = _Run(result, folder, lenient)
     try:
         with reader:
             run.read(reader)
@@ -87,12 +118,15 @@ class _Set:
     """What is tracked while inside one ST..SE."""
 
     __slots__ = ("checkers", "counts", "errors", "hl_ids", "hl_last", "hl_unsure", "max_counts",
-                 "result", "simple", "spec", "state", "suppressed", "zeros")
+                 "nearest", "result", "simple", "spec", "state", "suppressed", "zeros")
 
     def __init__(self, result: SetResult, spec: specs.TransactionSpec | None,
-                 legacy: bool = False, comp: str = ":") -> None:
+                 legacy: bool = False, comp: str = ":", nearest: str | None = None) -> None:
         self.result = result
         self.spec = spec
+        # The set's version when its map is another version's (the nearest one): what that
+        # map does not know is noted as a warning naming the version, not rejected.
+        self.nearest = nearest
         self.state = spec.start if spec else -1
         self.counts = [0] * len(spec.ids) if spec else []
         self.zeros = [0] * len(spec.ids) if spec else []
@@ -149,6 +183,8 @@ class _Checkers(dict):
 
     def __missing__(self, node: int) -> elements.Checker | None:
         rule = self.spec.rules[node]
+        if rule and self.legacy:
+            rule = _legacy_dtm(rule)
         made = self[node] = elements.make_fast_checker(
             rule, self.spec.extended_charset_5010, self.legacy, self.comp) if rule else None
         return made
@@ -164,11 +200,29 @@ def _checkers(spec: specs.TransactionSpec, legacy: bool, comp: str) -> _Checkers
     return found
 
 
+_DTM_4010 = ["374", "373", "337", "623", "1250", "1251"]
+
+
+def _legacy_dtm(rule: SegmentRule) -> SegmentRule:
+    """The DTM of versions before 004010, which still had Century (624, N0 2/2) as DTM05:
+    004010's DTM05/06 are then DTM06/07, and its notes R020305 P0506 are R020306 P0607
+    (X12 003050 DTM).  Any other rule as it is."""
+    if rule.id != "DTM" or [e.data_element for e in rule.elements] != _DTM_4010:
+        return rule
+    head, tail = rule.elements[:4], rule.elements[4:]
+    century = ElementRule("DTM05", 5, "624", "Century", "N0", 2, 2, "S")
+    moved = tuple(replace(e, ref=f"DTM{e.seq + 1:02d}", seq=e.seq + 1) for e in tail)
+    return replace(rule, elements=(*head, century, *moved),
+                   syntax=(("R", (2, 3, 6)), ("C", (4, 3)), ("P", (6, 7))))
+
+
 class _Run:
     """One pass of the validator over one file."""
 
-    def __init__(self, result: FileResult, folder: specs.MapFolder) -> None:
+    def __init__(self, result: FileResult, folder: specs.MapFolder,
+                 lenient: frozenset[str] = frozenset()) -> None:
         self.result = result
+        self.lenient = lenient
         self.folder = folder
         self.maps = str(folder.path)
         self.ic: InterchangeResult | None = None
@@ -508,7 +562,9 @@ class _Run:
         # A version older than the map wrote dates as YYMMDD: accept them when validating
         # against the nearest (newer) map.
         legacy = spec is not None and g.version[:6].isdigit() and g.version[:6] < "004000"
-        st = _Set(sr, spec, legacy, self.comp)
+        # Only a real version of its own can allow what its nearest map does not know.
+        nearest = g.version if spec is not None and warning and g.version[:6].isdigit() else None
+        st = _Set(sr, spec, legacy, self.comp, nearest)
         self.set = st
         sr.segment_count = 1
         if spec is not None:
@@ -577,6 +633,10 @@ class _Run:
                 "", f"{st.suppressed} more findings are not listed (the first "
                 f"{MAX_FINDINGS_PER_SET} are)", None, severity="warning"))
         sr.ack_code = "R" if st.errors else "A"
+        if st.errors and self.lenient and st.spec is not None and not st.suppressed:
+            codes = {f.to_dict()["code"] for f in sr.errors} - _SUMMARY_CODES
+            if codes and codes <= self.lenient:
+                sr.ack_code = "E"  # the partner's agreed leniency: accepted, errors noted
         self.set = None
 
     # -- inside a set ----------------------------------------------------------------
@@ -624,16 +684,18 @@ class _Run:
             counts[a:b] = st.zeros[a:b]
             counts[t] = 1
             if counts[loop] > spec.max_counts[loop]:
-                st.add(self.seg_finding(st, "4", f"loop {spec.ids[loop]} occurs more than "
-                                        f"{spec.max_counts[loop]} times", seg, pos, t))
+                st.add(self.unknown_to_map(st, self.seg_finding(
+                    st, "4", f"loop {spec.ids[loop]} occurs more than "
+                    f"{spec.max_counts[loop]} times", seg, pos, t)))
             if spec.usages[loop] == "N":
                 st.add(self.seg_finding(st, "2", f"loop {spec.ids[loop]} is not used in this "
                                         f"map", seg, pos, t))
         else:
             counts[t] += 1
             if counts[t] > spec.max_counts[t]:
-                st.add(self.seg_finding(st, "5", f"{sid} occurs more than {spec.max_counts[t]} "
-                                        f"times here", seg, pos, t))
+                st.add(self.unknown_to_map(st, self.seg_finding(
+                    st, "5", f"{sid} occurs more than {spec.max_counts[t]} times here", seg,
+                    pos, t)))
             if spec.usages[t] == "N":
                 st.add(self.seg_finding(st, "2", f"{sid} is not used in this map", seg, pos, t))
         st.state = t
@@ -647,14 +709,19 @@ class _Run:
             return
         spec = st.spec
         assert spec is not None
+        failed = False
         for code, epos, cpos, rpos, rule, value, message, severity in errs:
-            st.add(Finding("element", code, message, severity=severity,  # type: ignore[arg-type]
-                           segment_position=pos, segment_id=seg.fields[0],
-                           element_position=epos, component_position=cpos,
-                           repetition_position=rpos, data_element=rule.data_element or None,
-                           loop=spec.loop_paths[node], line=seg.line,
-                           file_position=seg.position, value=value))
-        if any(e[7] == "error" for e in errs):
+            f = Finding("element", code, message, severity=severity,  # type: ignore[arg-type]
+                        segment_position=pos, segment_id=seg.fields[0],
+                        element_position=epos, component_position=cpos,
+                        repetition_position=rpos, data_element=rule.data_element or None,
+                        loop=spec.loop_paths[node], line=seg.line,
+                        file_position=seg.position, value=value)
+            if code == "3":  # an element past the map's last: the set's version may have it
+                f = self.unknown_to_map(st, f)
+            st.add(f)
+            failed = failed or f.severity == "error"
+        if failed:
             # AK304 8 after its AK4 notes: the segment note the acks print for them.
             st.add(self.seg_finding(st, "8", f"{seg.fields[0]} has data element errors", seg,
                                     pos, node))
@@ -686,7 +753,8 @@ class _Run:
         assert spec is not None
         sid = seg.fields[0]
         pos = st.result.segment_count
-        if not (2 <= len(sid) <= 3 and set(sid) <= _SEGMENT_ID_OK and sid[0].isalpha()):
+        malformed = not (2 <= len(sid) <= 3 and set(sid) <= _SEGMENT_ID_OK and sid[0].isalpha())
+        if malformed:
             code, msg = "1", f"{sid!r} is not a segment id"
         elif sid not in spec.segment_ids:
             if sid in self.folder.known_segment_ids:
@@ -698,7 +766,20 @@ class _Run:
                               f"{spec.ids[st.state]}")
         else:
             code, msg = "2", f"{sid} is not expected after {spec.ids[st.state]}"
-        st.add(self.seg_finding(st, code, msg, seg, pos, st.state))
+        f = self.seg_finding(st, code, msg, seg, pos, st.state)
+        st.add(f if malformed else self.unknown_to_map(st, f))
+
+    @staticmethod
+    def unknown_to_map(st: _Set, f: Finding) -> Finding:
+        """A finding about what the map does not know (a segment, its place or count, an
+        element past the last): a warning naming the version when the map is only the
+        nearest one, since the set's own version may allow it; the finding as it is else."""
+        if st.nearest is None or st.spec is None:
+            return f
+        f.severity = "warning"
+        f.message += (f" (version {st.nearest} is validated against the nearest map, "
+                      f"{st.spec.map_name}; that version may allow it: not rejected)")
+        return f
 
     def check_hl(self, st: _Set, seg: Segment, pos: int, node: int) -> None:
         """856 hierarchy: HL01 unique and increasing, HL02 a parent already seen, HL03 set."""

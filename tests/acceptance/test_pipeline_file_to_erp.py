@@ -99,6 +99,30 @@ def test_a_rejected_file_is_dead_lettered_at_validate_with_its_reason(tmp_path: 
     assert "AK5*R" in ack.read_text("ascii")
 
 
+def test_a_partners_agreed_errors_are_accepted_mapped_and_delivered(tmp_path: Path) -> None:
+    # Acme's descriptions run past PID05's 80 characters, and both sides have agreed to it.
+    partners = tmp_path / "partners"
+    partners.mkdir()
+    (partners / "acme.yaml").write_text(
+        (REPO / "conf" / "partners" / "acme.yaml").read_text("utf-8")
+        + "validation:\n  accept_with_errors: [AK403-5, AK304-8]\n", "utf-8")
+    site = Site(tmp_path, partners={"folder": str(partners), "mappings": str(REPO / "mappings")})
+    long_pid = b"PID*F****" + b"Widget, blue, with a description longer than PID05 allows " * 2
+    site.drop("acme", ACME.read_bytes().replace(b"PID*F****Widget, blue", long_pid),
+              name="acme-long-pid.edi")
+    out = site.run()
+    [event] = site.events()
+    _check_event(event, "acme")
+    assert event["type"] == "com.edi-gateway.purchase_order.v1"
+    [ack997] = [a for a in site.acks("acme") if a.name.startswith("997_")]
+    text = ack997.read_text("ascii")
+    # Accepted with errors noted: the 997 still says which element was wrong.
+    assert "AK3*PID*15*PID*8~AK4*5*352*5*" in text
+    assert "AK5*E*5~" in text and "AK9*E*1*1*1~" in text
+    assert site.dead_letters() == []
+    assert "delivered 1" in out
+
+
 def test_an_unknown_sender_is_dead_lettered_with_its_ids(tmp_path: Path) -> None:
     site = Site(tmp_path)
     stranger = ACME.read_bytes().replace(b"ZZ*ACMERETAIL     *", b"ZZ*STRANGERCO     *", 1)

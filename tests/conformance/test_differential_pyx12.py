@@ -44,6 +44,10 @@ INTENDED = {
                     "also demands HL01 = previous + 1, so one duplicated HL flags every later HL",
     "same-position": "pyx12 keeps a missing mandatory segment pending when the next segment "
                      "has the same position number and then forgets it; we report it",
+    "nearest-map": "in a version without a map of its own, what the nearest map does not know "
+                   "(a segment, its place or count, an element past the last) is a warning "
+                   "naming the version, since that version may allow it; pyx12 holds the set "
+                   "to the nearest map",
 }
 
 
@@ -122,6 +126,10 @@ def _intended(s, t, ours_at: set[int], theirs_at: set[int]) -> bool:
     shifted = {p - 1 if p in ours_missing else p for p in ours_at}
     if ours_missing and (shifted == theirs_at or shifted | ours_at >= theirs_at >= shifted):
         return True  # missing-position
+    noted = {f.segment_position for f in s.warnings
+             if f.segment_position and "may allow it: not rejected" in f.message}
+    if noted and ours_at <= theirs_at and theirs_at - ours_at <= noted:
+        return True  # nearest-map
     rejected_both = not t.accepted and bool(s.errors)
     if rejected_both and all(p >= s.segment_count for p in theirs_at - ours_at) \
             and any(f.code == "4" and f.level == "set" for f in s.errors):

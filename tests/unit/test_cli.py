@@ -122,11 +122,11 @@ def test_a_folder_run_says_what_it_skipped_and_why(tmp_path):
 
 def test_warnings_are_labelled_as_warnings_and_counted(tmp_path):
     text = (SAMPLES / "acme-850-4010.edi").read_text()
-    p = tmp_path / "po-4030.edi"
-    p.write_text(text.replace("*00401*", "*00403*").replace("*004010~", "*004030~"))
+    p = tmp_path / "po-4060.edi"
+    p.write_text(text.replace("*00401*", "*00406*").replace("*004010~", "*004060~"))
     r = run("validate", str(p))
     assert r.exit_code == 0, r.output
-    assert "[warning] ST line 3: version 004030 has no map of its own" in r.stdout
+    assert "[warning] ST line 3: version 004060 has no 850 map of its own" in r.stdout
     assert "[warning TA105-016] ISA line 1" in r.stdout
     assert "1 accepted, 0 rejected, 2 warning(s)" in r.stdout
 
@@ -136,3 +136,39 @@ def test_max_bytes_refuses_each_file_over_it_and_goes_on(tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "is 688 bytes, over the limit of 600 (--max-bytes)" in r.stdout
     assert "globex-855-4010.edi: accepted" in r.stdout  # 444 bytes: still validated
+
+
+LONG_PID = "PID*F****" + "Widget, blue, with a description longer than PID05 allows " * 2 + "~"
+
+
+def test_partner_leniency_accepts_with_errors_noted(tmp_path):
+    src = tmp_path / "acme-long-pid.edi"
+    src.write_text((SAMPLES / "acme-850-4010.edi").read_text().replace(
+        "PID*F****Widget, blue~", LONG_PID))
+    partners = tmp_path / "partners"
+    partners.mkdir()
+    (partners / "acme.yaml").write_text(
+        "id: acme\nname: Acme Retail\nx12:\n  isa:\n    - {qualifier: ZZ, id: ACMERETAIL}\n"
+        "validation:\n  accept_with_errors: [AK403-5, AK304-8]\n")
+    strict = run("validate", str(src), "--ack-dir", str(tmp_path / "strict"))
+    assert strict.exit_code == 1, strict.output
+    assert "AK5*R*5" in _the_997(tmp_path / "strict")
+    acks = tmp_path / "acks"
+    r = run("validate", str(src), "--partner", "acme", "--partners-dir", str(partners),
+            "--ack-dir", str(acks))
+    assert r.exit_code == 0, r.output
+    assert "accepted with errors noted (AK5 E)" in r.output and "[AK403-5]" in r.output
+    text = _the_997(acks)
+    assert "AK3*PID*15*PID*8~" in text and "AK4*5*352*5*" in text  # the errors still noted
+    assert "AK5*E*5~" in text and "AK9*E*1*1*1~" in text
+
+
+def _the_997(folder) -> str:
+    (text,) = [p.read_text() for p in folder.iterdir() if "ST*997" in p.read_text()]
+    return text
+
+
+def test_an_unknown_partner_exits_2(tmp_path):
+    r = run("validate", str(SAMPLES / "acme-850-4010.edi"), "--partner", "nobody",
+            "--partners-dir", str(tmp_path))
+    assert r.exit_code == 2 and "nobody" in r.output

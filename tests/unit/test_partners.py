@@ -96,3 +96,19 @@ def test_a_missing_folder_is_no_partners(tmp_path):
 def test_the_shipped_partners_load():
     reg = partners.load_all(REPO / "conf" / "partners", mappings_root=REPO / "mappings")
     assert "brightline" in reg.by_id
+
+
+def test_validation_leniency_loads_in_the_validators_spelling(root):
+    p = write(root, "acme", GOOD + "validation:\n  accept_with_errors: [AK403-6, IK304-2]\n")
+    partner = partners.load(p, mappings_root=root / "mappings")
+    assert partner.accept_with_errors == {"AK403-6", "AK304-2"}
+    assert partners.load(write(root, "acme", GOOD), mappings_root=root / "mappings"
+                         ).accept_with_errors == frozenset()
+
+
+@pytest.mark.parametrize("code", ["AK905-5", "TA105-022", "AK403", "AK4036"])
+def test_a_leniency_code_outside_the_set_is_refused_with_its_line(root, code):
+    p = write(root, "acme", GOOD + f"validation:\n  accept_with_errors: [AK403-6, {code}]\n")
+    with pytest.raises(PartnerConfigError) as err:
+        partners.load(p, mappings_root=root / "mappings")
+    assert err.value.line == 12 and "validation.accept_with_errors[1]" in str(err.value)

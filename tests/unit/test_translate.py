@@ -99,3 +99,12 @@ def test_acknowledgments_are_skipped_and_unreadable_input_raises():
     assert result.status == "skipped" and result.event is None
     with pytest.raises(X12ReadError):
         translate_x12(b"not x12 at all")
+
+
+def test_a_partners_agreed_errors_do_not_stop_translation():
+    # PID05 past its 80 characters: rejected, unless the partner's leniency lists AK403-5
+    # (the map stage validates again with it when the validate stage's result is gone).
+    data = interchange(po("0001", lines="PO1*1*2*EA*3~PID*F****" + "x" * 90 + "~"))
+    assert [r.status for r in translate_x12(data)] == ["rejected"]
+    assert [r.status for r in translate_x12(data, accept_with_errors=["AK403-5"])] == [
+        "translated"]

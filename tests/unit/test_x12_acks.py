@@ -344,3 +344,65 @@ def test_generated_results_give_one_consistent_ack_per_group(
         for s in segs:
             if s[0] in ("AK4", "IK4") and len(s) > 4:
                 assert len(s[4]) <= acks.MAX_BAD_DATA
+
+
+# -- a partner's leniency: accepted with errors noted (AK5/IK5 E) ---------------------
+
+def _lenient_result(version: str, codes: list[str]):
+    from mappings.x12 import validator
+
+    icvn, rep = ("00501", "^") if version.startswith("005") else ("00401", "U")
+    segs = ["ISA*00*          *00*          *ZZ*ACME           *01*DISTRIB        *240506*"
+            f"0708*{rep}*{icvn}*000000905*0*T*>",
+            f"GS*PO*ACMEGS*DISTGS*20240506*0708*17*X*{version}", "ST*850*0001",
+            "BEG*00*SA*PO-1**20240506", "PO1*1*1O*EA*4.25**BP*W-1", "CTT*1", "SE*5*0001",
+            "GE*1*17", "IEA*1*000000905"]
+    return validator.validate(("~".join(segs) + "~").encode(), accept_with_errors=codes)
+
+
+@pytest.mark.parametrize(("version", "kind"), [("004010", "997"), ("005010", "999")])
+def test_a_set_with_only_downgraded_errors_is_acknowledged_e_with_its_errors(
+        version: str, kind: str) -> None:
+    result = _lenient_result(version, ["AK403-6", "AK304-8"])
+    (s,) = result.sets()
+    assert s.ack_code == "E" and s.accepted and result.accepted
+    assert [f.to_dict()["code"] for f in s.errors] == ["AK403-6", "AK304-8", "AK502-5"]
+    ic = result.interchanges[0]
+    assert ic.groups[0].ack_code == "E"
+    (ack,) = build(ic)
+    assert ack.kind == kind
+    seg3, seg4, seg5 = ("IK3", "IK4", "IK5") if kind == "999" else ("AK3", "AK4", "AK5")
+    got = body(ack.text)
+    assert got[got.index("AK2*850*0001") + 1:] == [
+        f"{seg3}*PO1*3*PO1*8", f"{seg4}*2*330*6*1O", f"{seg5}*E*5", "AK9*E*1*1*1"]
+
+
+def test_leniency_needs_every_error_listed_and_takes_ik_spellings() -> None:
+    (s,) = _lenient_result("004010", ["AK403-7"]).sets()  # lists another code
+    assert s.ack_code == "R"
+    (s,) = _lenient_result("004010", ["IK403-6"]).sets()  # the summaries need no listing
+    assert s.ack_code == "E"
+    (s,) = _lenient_result("004010", ["AK304-8"]).sets()  # a summary alone is not enough
+    assert s.ack_code == "R"
+
+
+def test_a_group_error_is_never_downgraded() -> None:
+    from mappings.x12 import validator
+
+    result = _lenient_result("004010", ["AK403-6"])
+    assert result.sets()[0].ack_code == "E"
+    bad_ge = validator.validate(
+        b"ISA*00*          *00*          *ZZ*ACME           *01*DISTRIB        *240506*0708*U*"
+        b"00401*000000905*0*T*>~GS*PO*ACMEGS*DISTGS*20240506*0708*17*X*004010~ST*850*0001~"
+        b"BEG*00*SA*PO-1**20240506~PO1*1*1O*EA*4.25**BP*W-1~CTT*1~SE*5*0001~GE*1*99~"
+        b"IEA*1*000000905~", accept_with_errors=["AK403-6"])
+    (s,) = bad_ge.sets()
+    assert s.ack_code == "R" and bad_ge.interchanges[0].groups[0].ack_code == "R"
+
+
+def test_leniency_codes_are_checked() -> None:
+    from mappings.x12 import validator
+
+    assert validator.leniency_codes([" ik304-2 ", "AK502-4"]) == {"AK304-2", "AK502-4"}
+    with pytest.raises(ValueError, match="AK905-5"):
+        validator.leniency_codes(["AK905-5"])

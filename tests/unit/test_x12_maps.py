@@ -101,7 +101,12 @@ def test_segments_checked_against_bots_records() -> None:
 def _only_set(set_id: str, fic: str, version: str, body: list[str]):
     from mappings.x12 import validator
 
-    icvn, rep = ("00501", "^") if version.startswith("005") else ("00401", "U")
+    if version.startswith("005"):
+        icvn, rep = "00501", "^"
+    elif version >= "004030":
+        icvn, rep = "00403", "^"
+    else:
+        icvn, rep = "00401", "U"
     isa = ("ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *261120*0930*"
            f"{rep}*{icvn}*000000001*0*P*>")
     segs = [isa, f"GS*{fic}*SENDER*RECEIVER*20261120*0930*1*X*{version}", f"ST*{set_id}*0001",
@@ -134,6 +139,11 @@ def test_a_five_thousand_ten_structure_is_accepted_at_5010_and_rejected_at_4010(
     at_5010 = _only_set(set_id, fic, "005010", body)
     assert at_5010.map_name == f"{set_id}.5010"
     assert at_5010.ack_code == "A", at_5010.findings
+    # Each of these came in at 004030 already (Bots x12/4030/<set>004030.py).
+    for version in ("004030", "004030VICS"):
+        at_4030 = _only_set(set_id, fic, version, body)
+        assert (at_4030.map_name, at_4030.ack_code, at_4030.findings) == (
+            f"{set_id}.4030", "A", [])
     at_4010 = _only_set(set_id, fic, "004010", body)
     assert at_4010.map_name == f"{set_id}.4010"
     assert at_4010.ack_code == "R"
@@ -148,3 +158,45 @@ def test_new_5010_segments_match_records005010() -> None:
         assert len(segs["5010"][seg].refs) == n, seg
     assert [r.num for r in segs["5010"]["MTX"].refs] == ["363", "1551", "1551", "934", "1470", "819"]
     assert len(segs["4010"]["MTX"].refs) == 4
+
+
+def test_four_thousand_thirty_differs_from_4010_where_records004030_does() -> None:
+    segs = mapgen.load_segments()
+    # element counts per bots-edi/bots-grammars x12/4030/records004030.py (6c1d8a54)
+    for seg, n in {"ST": 3, "BIG": 11, "N4": 7, "MTX": 6, "DMG": 11}.items():
+        assert len(segs["4030"][seg].refs) == n, seg
+        assert len(segs["4010"][seg].refs) < n, seg
+    assert segs["4030"]["BIG"].refs[10].num == "1005"
+    assert segs["4030"]["BEG"] == segs["4010"]["BEG"]  # no override: the base line
+
+
+def test_index_has_the_004030_maps_in_00401_interchanges() -> None:
+    tree = etree.parse(str(MAPS / "maps.xml"))
+    rows = {(v.get("icvn"), m.get("vriic"), m.get("fic")): m.text
+            for v in tree.iter("version") for m in v.iter("map")}
+    for fic, set_id in (("PO", "850"), ("PR", "855"), ("SH", "856"), ("IN", "810"),
+                        ("FA", "997")):
+        assert rows[("00401", "004030", fic)] == f"{set_id}.4030.xml"
+
+
+@pytest.mark.parametrize("gs08", ["004030", "004030VICS", "004060"])
+def test_pyx12_runs_004030_groups_against_the_004030_map(gs08: str) -> None:
+    from mappings.x12.pyx12_bridge import _normalise, run_pyx12
+
+    def interchange(note: str) -> bytes:
+        segs = ["ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *261120*"
+                "0930*^*00403*000000001*0*P*>",
+                f"GS*PO*SENDER*RECEIVER*20261120*0930*1*X*{gs08}", "ST*850*0001",
+                "BEG*00*SA*4500012345**20261120", "N9*L1*NOTES", note,
+                "PO1*1*24*EA*4.25**BP*ACME-1001", "CTT*1", "SE*7*0001", "GE*1*1",
+                "IEA*1*000000001"]
+        return ("~".join(segs) + "~").encode()
+
+    text = _normalise(interchange("MTX**Ship complete").decode())
+    assert "*00401*" in text and "*X*004030~" in text  # pyx12 reads 00401 interchanges only
+    (s,) = run_pyx12(interchange("MTX**Ship complete")).sets.values()
+    assert s.accepted and s.errors == []
+    # MSG left the 850's N9 loop at 004030
+    verdict = run_pyx12(interchange("MSG*Ship complete"))
+    (s,) = verdict.sets.values()
+    assert not s.accepted and [e.segment_id for e in s.errors] == ["MSG"]

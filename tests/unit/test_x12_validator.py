@@ -300,11 +300,67 @@ def test_service_segments_ta1_only_and_acknowledgment_groups():
 
 
 def test_nearest_map_is_used_with_a_warning():
-    s = only_set(interchange(version="004030VICS"))
-    assert s.ack_code == "A" and s.map_name == "850.4010"
-    assert any("nearest" in w.message and "004010" in w.message for w in s.warnings)
-    s = only_set(interchange(version="004010VICS"))
-    assert not s.warnings
+    s = only_set(interchange(version="004060"))
+    assert s.ack_code == "A" and s.map_name == "850.4030"
+    assert any("nearest" in w.message and "004060" in w.message and "004030" in w.message
+               for w in s.warnings)
+    for version, map_name in (("004010VICS", "850.4010"), ("004030VICS", "850.4030")):
+        s = only_set(interchange(version=version))
+        assert s.ack_code == "A" and s.map_name == map_name and not s.warnings
+
+
+# N9 loop of an 850: at 004030 it holds DTM, MTX, PWK, EFI; at 004010 DTM and MSG.
+N9_WITH_MTX = [*PO_BODY[:4], "N9*ZZ*NOTES", "MTX*GEN*Ship complete only", *PO_BODY[4:]]
+
+
+def test_mtx_in_the_n9_loop_is_accepted_at_004030_and_rejected_at_004010():
+    s = only_set(interchange(N9_WITH_MTX, version="004030"))
+    assert (s.ack_code, s.map_name, s.findings) == ("A", "850.4030", [])
+    s = only_set(interchange(N9_WITH_MTX, version="004010"))
+    assert s.ack_code == "R"
+    assert [(f.code, f.segment_id, f.segment_position) for f in errors(s, "segment")] == [
+        ("2", "MTX", 7)]
+
+
+def test_004030_still_rejects_what_its_own_standard_rejects():
+    # MSG left the 850 at 004030 (MTX took its place), and BEG is mandatory.
+    msg = [*PO_BODY[:4], "N9*ZZ*NOTES", "MSG*Ship complete only", *PO_BODY[4:]]
+    s = only_set(interchange(msg, version="004030VICS"))
+    assert s.ack_code == "R" and not s.warnings
+    assert [(f.code, f.segment_id) for f in errors(s, "segment")] == [("6", "MSG")]
+    s = only_set(interchange(PO_BODY[1:], version="004030"))
+    assert s.ack_code == "R"
+    assert ("3", "BEG") in [(f.code, f.segment_id) for f in errors(s, "segment")]
+    # An element past MTX's sixth is past the 004030 MTX, not a version question.
+    s = only_set(interchange([*PO_BODY[:4], "N9*ZZ*N", "MTX*GEN*A**AA*1*EN*X", *PO_BODY[4:]],
+                             version="004030"))
+    assert s.ack_code == "R" and [f.code for f in errors(s, "element")] == ["3"]
+
+
+def test_a_version_without_a_map_notes_what_the_nearest_map_does_not_know():
+    # 003050 850: NTE in the heading (gone from the 850 by 004010) and an N3 with an
+    # element past the 004010 N3's last.
+    body = [PO_BODY[0], "NTE*ADD*This order is a follow-up", *PO_BODY[1:5],
+            "N3*400 Main Street*Suite 2*Dock 4", *PO_BODY[6:]]
+    s = only_set(interchange(body, version="003050"))
+    assert s.ack_code == "A" and s.map_name == "850.4010" and not s.errors
+    noted = [(f.code, f.segment_id) for f in s.warnings if "003050" in f.message
+             and "not rejected" in f.message]
+    assert noted == [("6", "NTE"), ("3", "N3")]
+    # At 004010 itself the same set breaks the standard.
+    s = only_set(interchange(body, version="004010"))
+    assert s.ack_code == "R"
+    assert [(f.code, f.segment_id) for f in s.errors if f.level != "set"] == [
+        ("6", "NTE"), ("3", "N3"), ("8", "N3")]
+
+
+def test_a_version_without_a_map_is_still_rejected_for_rules_of_every_version():
+    body = [PO_BODY[0], "NTE*ADD*Note", "N1*ST*Store 118*92", *PO_BODY[7:]]
+    s = only_set(interchange(body, version="003050"))
+    assert s.ack_code == "R"
+    assert [(f.code, f.segment_id) for f in s.errors if f.level == "element"] == [("2", "N1")]
+    s = only_set(interchange(body[1:], version="003050"))
+    assert ("3", "BEG") in [(f.code, f.segment_id) for f in errors(s, "segment")]
 
 
 def test_findings_are_capped_per_set_but_the_verdict_holds():
@@ -335,3 +391,33 @@ def test_sources_can_be_paths_bytes_or_streams(tmp_path):
     p.write_bytes(interchange())
     assert validator.validate(p).accepted and validator.validate(p).path == str(p)
     assert validator.validate(io.BytesIO(interchange())).accepted
+
+
+def test_a_real_003050_850_with_nte_is_accepted_with_warnings_naming_the_version():
+    from tests.conftest import REPO
+
+    result = validator.validate(REPO / "tests" / "data" / "x12" /
+                                "stupidedi-850-003050-padded-isa.edi")
+    (s,) = result.sets()
+    assert result.accepted and s.ack_code == "A" and s.errors == []
+    assert result.interchanges[0].ta1_ack_code == "A"
+    assert [(w.code, w.segment_id) for w in s.warnings] == [("", "ST"), ("6", "NTE")]
+    assert all("003050" in w.message for w in s.warnings)
+
+
+def test_before_004010_dtm05_is_century_and_the_notes_move_with_it():
+    def dtm(version: str, segment: str):
+        body = [*PO_BODY[:3], segment, *PO_BODY[4:]]
+        return only_set(interchange(body, version=version))
+
+    assert dtm("003050", "DTM*002*010808***20").ack_code == "A"
+    s = dtm("003050", "DTM*002*010808***20*D8")  # DTM06 1250 without DTM07 1251
+    assert [(f.code, f.element_position, f.data_element) for f in errors(s, "element")] == [
+        ("2", 7, "1251")]
+    assert "P0607" in errors(s, "element")[0].message
+    s = dtm("003050", "DTM*002*010808***2O")
+    assert [(f.code, f.element_position, f.data_element) for f in errors(s, "element")] == [
+        ("6", 5, "624")]
+    # At 004010 the Century is gone: DTM05 is 1250, and P0506 wants DTM06.
+    s = dtm("004010", "DTM*002*20010808***20")
+    assert [(f.code, f.element_position) for f in errors(s, "element")] == [("2", 6)]
