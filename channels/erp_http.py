@@ -106,7 +106,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # float() refuses a superscript digit
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

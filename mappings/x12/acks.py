@@ -22,6 +22,7 @@ from typing import Literal
 
 from canonical.errors import OutboundDataError
 from mappings.x12 import results, writer
+from mappings.x12.charset import is_alnum, is_digits
 from mappings.x12.control_numbers import ControlNumbers
 
 AckKind = Literal["997", "999", "TA1"]
@@ -75,9 +76,9 @@ class AckBatch:
 
 def _version_number(version: str) -> int | None:
     """The numeric part of GS08 (004010VICS -> 4010) or ISA12 (00501 -> 5010)."""
-    if len(version) >= 6 and version[:6].isdigit():
+    if len(version) >= 6 and is_digits(version[:6]):
         return int(version[:6])
-    if len(version) == 5 and version.isdigit():
+    if len(version) == 5 and is_digits(version):
         return int(version) * 10
     return None
 
@@ -116,7 +117,7 @@ def _loop_id(loop: str | None) -> str | None:
     if not loop:
         return None
     last = loop.rsplit("/", 1)[-1]
-    return last if 1 <= len(last) <= MAX_LOOP_ID and last.isalnum() else None
+    return last if 1 <= len(last) <= MAX_LOOP_ID and is_alnum(last) else None
 
 
 def _ack_code(code: str, kind: AckKind, level: str) -> str | None:
@@ -132,7 +133,7 @@ def _ack_code(code: str, kind: AckKind, level: str) -> str | None:
 
 def _digits(value: object, max_len: int) -> str | None:
     text = "" if value is None else str(value)
-    return text if text.isdigit() and len(text) <= max_len else None
+    return text if is_digits(text) and len(text) <= max_len else None
 
 
 def _set_response(g: writer.GroupWriter, ts: writer.TransactionSetWriter,

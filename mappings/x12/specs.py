@@ -26,6 +26,7 @@ from pathlib import Path
 from lxml import etree
 
 from canonical.errors import SpecificationError
+from mappings.x12.charset import is_digits
 
 log = logging.getLogger(__name__)
 
@@ -565,8 +566,8 @@ _FUNCTIONAL_IDS = {"850": "PO", "855": "PR", "856": "SH", "810": "IN", "997": "F
 
 def base_version(gs08: str, isa12: str = "") -> str:
     """The map version a GS08 (or ISA12) is validated against: "004010" or "005010"."""
-    digits = gs08[:6] if len(gs08) >= 6 and gs08[:6].isdigit() else ""
-    if not digits and len(isa12) == 5 and isa12.isdigit():
+    digits = gs08[:6] if len(gs08) >= 6 and is_digits(gs08[:6]) else ""
+    if not digits and len(isa12) == 5 and is_digits(isa12):
         digits = isa12 + "0"
     if not digits:
         return ""

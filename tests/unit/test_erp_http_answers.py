@@ -29,6 +29,8 @@ def event() -> envelope.Event:
     ("Tue, 12 Mar 2024 09:00:00 GMT", 0.0),  # already past: go now
     ("-5", None),
     ("soon", None),
+    ("\u00b2", None),  # isdigit() says yes, float() says no
+    ("\u0663", None),
     ("", None),
     (None, None),
 ])
