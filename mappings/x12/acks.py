@@ -236,7 +236,18 @@ def _address_problem(ic: results.InterchangeResult, w: writer.SegmentWriter) -> 
                         ("ISA07", ic.receiver_qualifier), ("ISA08", ic.receiver_id)):
         if not value.strip():
             return f"{name} is empty"
+        if not value.isascii():
+            return f"{name} {value!r} has characters outside the X12 character set"
     return None
+
+
+def _plain(ack: Acknowledgment) -> Acknowledgment:
+    """The ack when it is all ASCII; acks are stored and sent as ASCII X12."""
+    bad = next((c for c in ack.text if not c.isascii()), None)
+    if bad is not None:
+        raise OutboundDataError(f"a value copied from the interchange has {bad!r}, which is "
+                                f"outside the X12 character set")
+    return ack
 
 
 def build_acknowledgments(ic: results.InterchangeResult, numbers: ControlNumbers,
@@ -256,7 +267,7 @@ def build_acknowledgments(ic: results.InterchangeResult, numbers: ControlNumbers
         return batch
     if ic.ack_requested or ic.ta1_ack_code != "A" or ic.ta1_note_code != "000":
         try:
-            batch.acks.append(_ta1(ic, numbers, now, w))
+            batch.acks.append(_plain(_ta1(ic, numbers, now, w)))
         except OutboundDataError as exc:
             batch.problems.append(f"{where}: no TA1: {exc}")
     if not ic.accepted:
@@ -269,7 +280,7 @@ def build_acknowledgments(ic: results.InterchangeResult, numbers: ControlNumbers
             batch.notes.append(f"{gwhere} is a functional acknowledgment: not acknowledged")
             continue
         try:
-            batch.acks.append(_functional_ack(ic, grp, numbers, now, w))
+            batch.acks.append(_plain(_functional_ack(ic, grp, numbers, now, w)))
         except OutboundDataError as exc:
             batch.problems.append(f"{gwhere}: no {ack_kind(grp.version, ic.version)}: {exc}")
     return batch
