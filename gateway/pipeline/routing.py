@@ -52,7 +52,8 @@ def lookup(envelope: Mapping[str, Any], path: str) -> Any:
     for part in path.split("."):
         if isinstance(value, Mapping) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif (isinstance(value, list) and part.isascii() and part.isdigit()
+              and int(part) < len(value)):
             value = value[int(part)]
         else:
             return _MISSING

@@ -75,4 +75,4 @@ def check(data: Any, marks: Marks) -> None:
     text = "\n".join(shown) + (f"\n... and {more} more" if more > 0 else "")
     first = shown[0].split(":", 2)
     raise MappingFileError(text, file=first[0],
-                           line=int(first[1]) if first[1].isdigit() else None)
+                           line=int(first[1]) if first[1].isascii() and first[1].isdigit() else None)

@@ -22,10 +22,10 @@ from mappings.sources.x12_tree import Node, pair_nodes, segment_node
 from mappings.x12.reader import Segment
 
 _SEG = r"[A-Z][A-Z0-9]{1,2}"
-_ELEMENT = re.compile(rf"^({_SEG})(\d{{2}})(?:-(\d{{1,2}}))?$")
+_ELEMENT = re.compile(rf"^({_SEG})([0-9]{{2}})(?:-([0-9]{{1,2}}))?$")
 _SEGMENT = re.compile(rf"^({_SEG})$")
-_COND = re.compile(rf"^({_SEG})(\d{{2}})(?:-(\d{{1,2}}))?\s*(!=|=)\s*(.*)$")
-_PAIRS = re.compile(rf"^({_SEG})(\d{{2}})\.\.({_SEG})(\d{{2}})$")
+_COND = re.compile(rf"^({_SEG})([0-9]{{2}})(?:-([0-9]{{1,2}}))?\s*(!=|=)\s*(.*)$")
+_PAIRS = re.compile(rf"^({_SEG})([0-9]{{2}})\.\.({_SEG})([0-9]{{2}})$")
 ROOT = "/"
 
 Getter = Callable[[Node], "str | None"]
@@ -93,7 +93,7 @@ def _parse_part(text: str, whole: str) -> Part:
             conds.append(Cond(int(m.group(2)), int(m.group(3) or 0), values, m.group(4) == "!="))
         if tail:
             # `SEG[...]NN` is unusual but unambiguous: an element of the qualified segment.
-            if not re.fullmatch(r"\d{2}(?:-\d{1,2})?", tail):
+            if not re.fullmatch(r"[0-9]{2}(?:-[0-9]{1,2})?", tail):
                 raise SelectorSyntaxError(f"{whole!r}: unexpected {tail!r} after ']'")
             el, _, comp = tail.partition("-")
             return Part(seg, tuple(conds), int(el), int(comp or 0))

@@ -16,9 +16,12 @@ Transform = Callable[[Any], Any]
 
 # YYMMDD: years 00-49 are 20xx, 50-99 are 19xx (the usual X12 window).
 CENTURY_PIVOT = 50
-_DECIMAL = re.compile(r"^([+-]?)(\d*)(?:\.(\d*))?$")
-_DIGITS = re.compile(r"^\d+$")
-_US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+# [0-9], not \d: \d also matches Arabic-Indic and other Unicode digits, which no
+# partner format means and no ERP expects.
+_DECIMAL = re.compile(r"^([+-]?)([0-9]*)(?:\.([0-9]*))?$")
+_DIGITS = re.compile(r"^[0-9]+$")
+_US_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
 
 class TransformError(ValueError):
@@ -137,10 +140,9 @@ def implied_decimal(places: int) -> Transform:
 
 def integer(value: Any) -> int:
     raw = _text(value).strip()
-    try:
-        return int(raw)
-    except ValueError:
-        raise TransformError(f"{raw!r} is not a whole number") from None
+    if not _INTEGER.match(raw):  # int() would take "\u0663" or "1_000"
+        raise TransformError(f"{raw!r} is not a whole number")
+    return int(raw)
 
 
 def table(codes: Mapping[str, Any], name: str, *, strict: bool, unknown: Any = None) -> Transform:

@@ -32,7 +32,7 @@ def parse_path(text: str) -> tuple[str, ...]:
 def _step(value: Any, step: str) -> Any:
     if isinstance(value, dict):
         return value.get(step)
-    if isinstance(value, list) and step.isdigit():
+    if isinstance(value, list) and step.isascii() and step.isdigit():
         i = int(step)
         return value[i] if i < len(value) else None
     return None

@@ -22,6 +22,7 @@ from typing import Literal
 
 from canonical.errors import OutboundDataError
 from mappings.x12 import results, writer
+from mappings.x12.charset import is_alnum, is_digits
 from mappings.x12.control_numbers import ControlNumbers
 
 AckKind = Literal["997", "999", "TA1"]
@@ -75,9 +76,9 @@ class AckBatch:
 
 def _version_number(version: str) -> int | None:
     """The numeric part of GS08 (004010VICS -> 4010) or ISA12 (00501 -> 5010)."""
-    if len(version) >= 6 and version[:6].isdigit():
+    if len(version) >= 6 and is_digits(version[:6]):
         return int(version[:6])
-    if len(version) == 5 and version.isdigit():
+    if len(version) == 5 and is_digits(version):
         return int(version) * 10
     return None
 
@@ -116,7 +117,7 @@ def _loop_id(loop: str | None) -> str | None:
     if not loop:
         return None
     last = loop.rsplit("/", 1)[-1]
-    return last if 1 <= len(last) <= MAX_LOOP_ID and last.isalnum() else None
+    return last if 1 <= len(last) <= MAX_LOOP_ID and is_alnum(last) else None
 
 
 def _ack_code(code: str, kind: AckKind, level: str) -> str | None:
@@ -132,7 +133,7 @@ def _ack_code(code: str, kind: AckKind, level: str) -> str | None:
 
 def _digits(value: object, max_len: int) -> str | None:
     text = "" if value is None else str(value)
-    return text if text.isdigit() and len(text) <= max_len else None
+    return text if is_digits(text) and len(text) <= max_len else None
 
 
 def _set_response(g: writer.GroupWriter, ts: writer.TransactionSetWriter,
@@ -235,7 +236,18 @@ def _address_problem(ic: results.InterchangeResult, w: writer.SegmentWriter) -> 
                         ("ISA07", ic.receiver_qualifier), ("ISA08", ic.receiver_id)):
         if not value.strip():
             return f"{name} is empty"
+        if not value.isascii():
+            return f"{name} {value!r} has characters outside the X12 character set"
     return None
+
+
+def _plain(ack: Acknowledgment) -> Acknowledgment:
+    """The ack when it is all ASCII; acks are stored and sent as ASCII X12."""
+    bad = next((c for c in ack.text if not c.isascii()), None)
+    if bad is not None:
+        raise OutboundDataError(f"a value copied from the interchange has {bad!r}, which is "
+                                f"outside the X12 character set")
+    return ack
 
 
 def build_acknowledgments(ic: results.InterchangeResult, numbers: ControlNumbers,
@@ -255,7 +267,7 @@ def build_acknowledgments(ic: results.InterchangeResult, numbers: ControlNumbers
         return batch
     if ic.ack_requested or ic.ta1_ack_code != "A" or ic.ta1_note_code != "000":
         try:
-            batch.acks.append(_ta1(ic, numbers, now, w))
+            batch.acks.append(_plain(_ta1(ic, numbers, now, w)))
         except OutboundDataError as exc:
             batch.problems.append(f"{where}: no TA1: {exc}")
     if not ic.accepted:
@@ -268,7 +280,7 @@ def build_acknowledgments(ic: results.InterchangeResult, numbers: ControlNumbers
             batch.notes.append(f"{gwhere} is a functional acknowledgment: not acknowledged")
             continue
         try:
-            batch.acks.append(_functional_ack(ic, grp, numbers, now, w))
+            batch.acks.append(_plain(_functional_ack(ic, grp, numbers, now, w)))
         except OutboundDataError as exc:
             batch.problems.append(f"{gwhere}: no {ack_kind(grp.version, ic.version)}: {exc}")
     return batch

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from mappings.x12.charset import is_digits
 from mappings.x12.specs import ElementRule, SegmentRule
 
 # X12 basic + extended character set, as pyx12 checks it ("E"); 5010 adds ^ and `.
@@ -44,7 +45,7 @@ def label(rule: ElementRule) -> str:
 def valid_date(value: str) -> bool:
     """CCYYMMDD or YYMMDD, a real calendar date."""
     n = len(value)
-    if n not in (6, 8) or not value.isdigit():
+    if n not in (6, 8) or not is_digits(value):
         return False
     if n == 6:
         year = int(value[:2])
@@ -63,7 +64,7 @@ def valid_date(value: str) -> bool:
 def valid_time(value: str) -> bool:
     """HHMM, HHMMSS or HHMMSSd..d (decimal seconds up to two digits)."""
     n = len(value)
-    if n not in (4, 6, 7, 8) or not value.isdigit():
+    if n not in (4, 6, 7, 8) or not is_digits(value):
         return False
     if value[:2] > "23" or value[2:4] > "59":
         return False

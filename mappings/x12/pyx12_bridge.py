@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from canonical.errors import SpecificationError, X12ReadError
+from mappings.x12.charset import is_digits
 
 _MAPS_DIR = Path(__file__).resolve().parent / "maps"
 
@@ -121,7 +122,7 @@ def _normalise(text: str) -> str:
             st01 = _first_st01(segs, ids, i, elem)
             gs08 = fields[8].strip()
             fam = own = _family_of(gs08)
-            if family is not None and ("5010" in (family, own) or not gs08[:6].isdigit()):
+            if family is not None and ("5010" in (family, own) or not is_digits(gs08[:6])):
                 fam = family  # 00401 and 00501 control maps do not mix in one interchange
             fields[8] = _vriic(gs08, fam, st01)
             if st01 in FIC_BY_SET and fields[1].strip() != FIC_BY_SET[st01]:

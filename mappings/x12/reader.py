@@ -32,6 +32,7 @@ MAX_SEGMENT_CHARS = 1 << 20
 ISA_LENGTH = 106
 _WHITESPACE = " \t\r\n\x0b\x0c"
 _EBCDIC_ISA = b"\xc9\xe2\xc1"  # "ISA" in EBCDIC code pages 037/500
+_EBCDIC_NOISE = b"\x40\x25\x15\x0d"  # space, LF, NEL and CR in EBCDIC
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -154,15 +155,18 @@ class X12Reader:
 
     def _first_decode(self) -> None:
         raw = self._read_raw()
-        while len(raw) < 4 and not self._eof:
+        # Read on until the BOM and any leading layout are past and three bytes tell
+        # whether "ISA" is EBCDIC, so the guess does not depend on the chunk size.
+        while (len(raw.removeprefix(_BOM).lstrip(_EBCDIC_NOISE)) < len(_EBCDIC_ISA)
+               and len(raw) < MAX_SEGMENT_CHARS):
             more = self._read_raw()
             if not more:
-                self._eof = True
+                break  # _fill sees the end again and finishes the decoder
             raw += more
         if raw.startswith(_BOM):
             raw = raw[len(_BOM):]
             self.info.bom = True
-        if raw.lstrip(b"\x40\x25\x15\x0d").startswith(_EBCDIC_ISA):
+        if raw.lstrip(_EBCDIC_NOISE).startswith(_EBCDIC_ISA):
             self.info.encoding = "cp037"
             self.info.warnings.append("the file is EBCDIC; it was read as code page 037")
             self._decoder = codecs.getincrementaldecoder("cp037")()
@@ -175,15 +179,16 @@ class X12Reader:
         try:
             text = self._decoder.decode(raw, final)
         except UnicodeDecodeError as exc:
-            # Not UTF-8: fall back to Latin-1 from the start of this chunk; the bytes still
-            # pending in the decoder belong before it.
-            pending = self._decoder.getstate()[0]
-            where = self._bytes_read - len(raw) - len(pending) + exc.start
+            # Not UTF-8: Latin-1 from the first bad byte on. The bytes still pending in the
+            # decoder belong before this chunk; what precedes the bad byte is good UTF-8,
+            # so where a chunk ends never changes the text.
+            data = self._decoder.getstate()[0] + raw
+            where = self._bytes_read - len(data) + exc.start
             self.info.warnings.append(
                 f"not valid UTF-8 at byte {where}: the file was read as Latin-1 from there")
             self.info.encoding = "latin-1"
             self._decoder = codecs.getincrementaldecoder("latin-1")()
-            text = (pending + raw).decode("latin-1")
+            text = data[:exc.start].decode("utf-8") + data[exc.start:].decode("latin-1")
         if text and self.info.encoding == "ascii" and not text.isascii():
             self.info.encoding = "utf-8"
         return text
@@ -272,10 +277,14 @@ class X12Reader:
                     return
 
     def _skip_noise(self, line: int) -> int:
-        """Drop whitespace (and EBCDIC NEL, NUL, EOF marks) before the next segment."""
+        """Drop whitespace (and EBCDIC NEL, NUL, EOF marks) before the next segment.
+
+        Reads on until at least three characters follow the noise (or the input ends):
+        whether the next segment is an ISA must not depend on where a chunk ends.
+        """
         while True:
             lead = self._buf.lstrip(_WHITESPACE + "\x85\x00\x1a")
-            if lead or not self._fill():
+            if len(lead) >= len("ISA") or not self._fill():
                 break
         line += self._buf.count("\n", 0, len(self._buf) - len(lead))
         self._buf = lead

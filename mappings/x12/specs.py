@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from canonical.errors import SpecificationError
+from mappings.x12.charset import is_digits
 
 if TYPE_CHECKING:
     from lxml import etree
@@ -654,9 +655,9 @@ _FUNCTIONAL_IDS = {"850": "PO", "855": "PR", "856": "SH", "810": "IN", "997": "F
 
 def _version_digits(gs08: str, isa12: str = "") -> str:
     """The six-digit version of a GS08 (004030VICS -> 004030), else of an ISA12, else ""."""
-    if len(gs08) >= 6 and gs08[:6].isdigit():
+    if len(gs08) >= 6 and is_digits(gs08[:6]):
         return gs08[:6]
-    if len(isa12) == 5 and isa12.isdigit():
+    if len(isa12) == 5 and is_digits(isa12):
         return isa12 + "0"
     return ""
 

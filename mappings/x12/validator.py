@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 from canonical.errors import InputTooLarge, SpecificationError, X12ReadError
 from mappings.x12 import elements, specs
+from mappings.x12.charset import is_alnum, is_alpha, is_digits
 from mappings.x12.reader import ISA_LENGTH, Segment, X12Reader
 from mappings.x12.results import (
     FileResult,
@@ -366,7 +367,7 @@ class _Run:
              f"ISA09 {f[9]!r} is not a valid date (YYMMDD)"),
             (len(f[10]) == 4 and elements.valid_time(f[10]), "015",
              f"ISA10 {f[10]!r} is not a valid time (HHMM)"),
-            (f[13].isdigit() and len(f[13]) == 9, "018",
+            (is_digits(f[13]) and len(f[13]) == 9, "018",
              f"ISA13 control number {f[13]!r} is not 9 digits"),
             (f[14] in ("0", "1"), "019", f"ISA14 acknowledgment requested {f[14]!r} is not 0 or 1"),
             (f[15] in ("P", "T", "I"), "020", f"ISA15 usage indicator {f[15]!r} is not P, T or I"),
@@ -375,7 +376,7 @@ class _Run:
             if not ok:
                 self.ic_error(code, message, seg)
         version = f[12]
-        if not (len(version) == 5 and version.isdigit() and "00200" <= version <= "00899"):
+        if not (len(version) == 5 and is_digits(version) and "00200" <= version <= "00899"):
             self.ic_error("017", f"ISA12 version {version!r} is not an X12 control version", seg)
         if version >= "00402":
             if d.repetition is None and f[11] != "U":
@@ -388,7 +389,7 @@ class _Run:
         elif f[11] != "U":
             self.ic_error("016", f"ISA11 standards identifier {f[11]!r} must be U before "
                           f"version 00402", seg)
-        if len(f[16]) != 1 or f[16].isalnum() or f[16] in (d.element, d.segment):
+        if len(f[16]) != 1 or is_alnum(f[16]) or f[16] in (d.element, d.segment):
             self.ic_error("027", f"ISA16 component separator {f[16]!r} is not valid", seg)
 
     def iea(self, seg: Segment) -> None:
@@ -406,7 +407,7 @@ class _Run:
             self.ic_error("023", "the file ends before the IEA that closes the interchange")
         else:
             declared = seg.get(1)
-            ic.declared_group_count = int(declared) if declared.isdigit() else None
+            ic.declared_group_count = int(declared) if is_digits(declared) else None
             if declared != str(len(ic.groups)) and declared.lstrip("0") != str(len(ic.groups)):
                 self.ic_error("021", f"IEA01 says {declared!r} groups, the interchange has "
                               f"{len(ic.groups)}", seg)
@@ -445,9 +446,9 @@ class _Run:
             return
         self.ta1_count += 1
         f = seg.fields
-        ok = (len(f) >= 6 and f[1].isdigit() and len(f[1]) == 9 and elements.valid_date(f[2])
+        ok = (len(f) >= 6 and is_digits(f[1]) and len(f[1]) == 9 and elements.valid_date(f[2])
               and len(f[2]) == 6 and len(f[3]) == 4 and elements.valid_time(f[3])
-              and f[4] in ("A", "E", "R") and f[5].isdigit() and len(f[5]) == 3)
+              and f[4] in ("A", "E", "R") and is_digits(f[5]) and len(f[5]) == 3)
         if not ok:
             self.ic_error("024", f"TA1 segment is malformed: {'*'.join(f)!r}", seg)
 
@@ -485,11 +486,11 @@ class _Run:
         self.ic.groups.append(g)
         self.group, self.group_closed = g, False
         self.set_ids_in_group = set()
-        if not (len(f[1]) == 2 and f[1].isalpha()):
+        if not (len(f[1]) == 2 and is_alpha(f[1])):
             self.group_error("1", f"GS01 functional identifier {f[1]!r} is not supported", seg)
         if not specs.base_version(f[8]):
             self.group_error("2", f"GS08 version {f[8]!r} is not supported", seg)
-        if not (f[6].isdigit() and 1 <= len(f[6]) <= 9):
+        if not (is_digits(f[6]) and 1 <= len(f[6]) <= 9):
             self.group_error("6", f"GS06 control number {f[6]!r} is not 1 to 9 digits", seg)
         elif any(other.control_number == f[6] for other in self.ic.groups[:-1]):
             self.group_error("19", f"GS06 control number {f[6]!r} is used by another group in "
@@ -518,7 +519,7 @@ class _Run:
             self.group_error("3", f"group {g.control_number!r} has no GE trailer")
         else:
             declared = seg.get(1)
-            g.declared_set_count = int(declared) if declared.isdigit() else None
+            g.declared_set_count = int(declared) if is_digits(declared) else None
             if g.declared_set_count != len(g.sets):
                 self.group_error("5", f"GE01 says {declared!r} transaction sets, the group has "
                                  f"{len(g.sets)}", seg)
@@ -561,15 +562,15 @@ class _Run:
                 spec, warning = None, f"the map for {set_id} cannot be loaded: {exc}"
         # A version older than the map wrote dates as YYMMDD: accept them when validating
         # against the nearest (newer) map.
-        legacy = spec is not None and g.version[:6].isdigit() and g.version[:6] < "004000"
+        legacy = spec is not None and is_digits(g.version[:6]) and g.version[:6] < "004000"
         # Only a real version of its own can allow what its nearest map does not know.
-        nearest = g.version if spec is not None and warning and g.version[:6].isdigit() else None
+        nearest = g.version if spec is not None and warning and is_digits(g.version[:6]) else None
         st = _Set(sr, spec, legacy, self.comp, nearest)
         self.set = st
         sr.segment_count = 1
         if spec is not None:
             sr.map_name = spec.map_name
-        if not set_id or not set_id.isdigit() or len(set_id) != 3:
+        if not is_digits(set_id) or len(set_id) != 3:
             st.add(self.set_finding("6", f"ST01 transaction set id {set_id!r} is missing or "
                                     f"invalid", seg))
         elif spec is None:
@@ -577,7 +578,7 @@ class _Run:
                                     seg))
         elif warning:
             st.add(self.set_finding("", warning, seg, severity="warning"))
-        if not (control.isalnum() and 4 <= len(control) <= 9):
+        if not (is_alnum(control) and 4 <= len(control) <= 9):
             st.add(self.set_finding("7", f"ST02 control number {control!r} must be 4 to 9 "
                                     f"characters", seg))
         elif control in self.set_ids_in_group:
@@ -791,13 +792,13 @@ class _Run:
             if hl01 in st.hl_ids:
                 problems.append((1, hl01, f"HL01 id {hl01!r} is used twice in this set "
                                  "(reported as code 7, invalid value)"))
-            elif hl01.isdigit() and int(hl01) <= st.hl_last:
+            elif is_digits(hl01) and int(hl01) <= st.hl_last:
                 problems.append((1, hl01, f"HL01 id {hl01!r} does not increase (the previous "
                                  f"was {st.hl_last}; reported as code 7, invalid value)"))
             st.hl_ids.add(hl01)
-            if hl01.isdigit():
+            if is_digits(hl01):
                 st.hl_last = max(st.hl_last, int(hl01))
-        if not hl01 or len(hl01) > 12 or not hl01.isalnum():  # element 628 is AN 1/12
+        if len(hl01) > 12 or not is_alnum(hl01):  # element 628 is AN 1/12
             st.hl_unsure = True
         if hl02 and (hl02 == hl01 or (hl02 not in st.hl_ids and not st.hl_unsure)):
             problems.append((2, hl02, f"HL02 parent id {hl02!r} is not an HL seen before this "

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from canonical.errors import OutboundDataError
+from mappings.x12.charset import is_digits
 from mappings.x12.reader import Delimiters
 
 DEFAULT_DELIMITERS = Delimiters(element="*", component=":", repetition="^", segment="~")
@@ -122,7 +123,7 @@ def _fixed(value: str, width: int, name: str, writer: SegmentWriter, *,
         raise OutboundDataError(
             f"segment ISA, element {name}: {value!r} is longer than its {width} characters")
     if digits:
-        if not (value.isascii() and value.isdigit()):
+        if not is_digits(value):
             raise OutboundDataError(f"segment ISA, element {name}: {value!r} is not a number")
         return value.zfill(width)
     return value.ljust(width)
@@ -158,7 +159,7 @@ class IsaHeader:
 def isa_segment(h: IsaHeader, writer: SegmentWriter) -> str:
     """The ISA, exactly 106 characters with its terminator (plus the writer's newline)."""
     d = writer.delimiters
-    if not (len(h.version) == 5 and h.version.isdigit()):
+    if not (len(h.version) == 5 and is_digits(h.version)):
         raise OutboundDataError(f"segment ISA, element ISA12: {h.version!r} is not a version")
     # From 00402 on ISA11 carries the repetition separator; before, it is the standards id U.
     if h.version >= "00402":

@@ -244,3 +244,46 @@ def test_a_mapping_fault_is_dead_lettered_then_fixed_replayed_and_delivered_once
     assert event["data"]["po_number"] == "4500012345"
     [letter] = site.dead_letters()
     assert letter.status == "replayed"
+
+
+def _acme_interchange(n: int, sets: list[str], iea01: str = "1") -> str:
+    """The acme sample's envelope with ISA13 00000100n and GS06 100n around `sets` (ST..SE)."""
+    lines = ACME.read_text("ascii").splitlines()
+    isa = lines[0].replace("000001001", f"00000100{n}")
+    gs = lines[1].replace("*1001*", f"*100{n}*")
+    return "\n".join([isa, gs, *sets, f"GE*{len(sets)}*100{n}~",
+                      f"IEA*{iea01}*00000100{n}~"]) + "\n"
+
+
+def _acme_set(control: str, edit: tuple[str, str] | None = None) -> str:
+    lines = ACME.read_text("ascii").splitlines()
+    body = "\n".join(lines[2:-2]).replace("1001001", control)
+    return body.replace(*edit) if edit else body
+
+
+def test_a_foreign_digit_rejects_its_own_set_or_interchange_and_the_rest_is_delivered(
+        tmp_path: Path) -> None:
+    # Issue #10: a superscript two (Latin-1 0xB2) in a date made validation raise, so the
+    # whole file was retried and dead-lettered without a 997 and its good sets were lost.
+    site = Site(tmp_path)
+    bad_date = ("DTM*002*20261201", "DTM*002*2026120\u00b2")
+    text = (_acme_interchange(1, [_acme_set("1001001"), _acme_set("1001002", bad_date),
+                                  _acme_set("1001003")])
+            + _acme_interchange(2, [_acme_set("1002001")], iea01="\u00b2")
+            + _acme_interchange(3, [_acme_set("1003001")]))
+    site.drop("acme", text.encode("latin-1"), name="foreign-digits.edi")
+    site.run()
+    delivered = sorted(e["x12control"] for e in site.events())
+    assert delivered == ["000001001.1001.1001001", "000001001.1001.1001003",
+                         "000001003.1003.1003001"]
+    acks = {a.name: a.read_text("ascii") for a in site.acks("acme")}
+    [first] = [t for t in acks.values() if "AK1*PO*1001~" in t]
+    assert "AK2*850*1001002~" in first and "AK4*2*373*" in first
+    assert first.count("AK5*A~") == 2 and "AK9*P*3*3*2~" in first
+    [ta1] = [t for n, t in acks.items() if n.startswith("TA1_") and "TA1*000001002*" in t]
+    assert "*R*021~" in ta1
+    assert not any("AK1*PO*1002~" in t for t in acks.values())  # a rejected envelope: TA1 only
+    [letter] = site.dead_letters()
+    assert letter.stage == "validate" and letter.reason.startswith("rejected by validation")
+    assert "1001002" in letter.reason and "000001002" in letter.reason
+    assert letter.attempts <= 1

@@ -19,6 +19,7 @@ import pytest
 from canonical.errors import SpecificationError, X12ReadError
 from mappings.x12 import pyx12_bridge, validator
 from mappings.x12.reader import X12Reader
+from tests import x12_mutations
 from tests.conftest import X12_CORPUS
 
 pytestmark = pytest.mark.conformance
@@ -163,3 +164,95 @@ def test_mutated_copies_match_pyx12(path: Path):
     for name, data in _mutations(path.read_bytes()):
         problems += [f"{name}: {p}" for p in _compare(data)]
     assert problems == []
+
+
+# -- structure-aware mutations ---------------------------------------------------------
+
+# Over the mutations of tests/x12_mutations.py the engines must agree on each set's
+# verdict (accepted or rejected); the positions are compared above, on simpler copies.
+# Sets whose interchange or group the validator rejects, or that it rejects for envelope
+# reasons only, are its own to judge (pyx12 sees a normalised envelope), as above.
+INTENDED_VERDICTS = {
+    "trailing-space": INTENDED["trailing-space"],
+    "trailing-separator": "a segment that ends in empty elements (N4*A*B*C*) is read as "
+                          "without them: X12 asks senders to leave them out, but no data is "
+                          "lost or ambiguous; pyx12 rejects the segment (SEG1)",
+    "after-se": INTENDED["after-se"] + "; after the IEA, on the file (TA105 022)",
+    "st03-charset": "ST03 (implementation convention) with a character outside the X12 "
+                    "character set, a superscript or Arabic-Indic digit, is rejected (AK4 6) "
+                    "like any other element; pyx12 does not check it",
+    "unknown-set": "a set whose ST01 names no map is rejected alone (AK502 1 or 6); pyx12 "
+                   "cannot open it and counts its segments into the set before it",
+}
+DIFFERENTIAL_MUTATIONS, ALL_DIFFERENTIAL_MUTATIONS = 40, 1000
+
+
+def _intended_verdict(s, t, group_sets) -> str | None:
+    """Which of INTENDED_VERDICTS explains a verdict difference on one set, or None."""
+    messages = [e.message for e in t.errors]
+    if s.accepted and messages and all("trailing spaces" in m or "unnecessary trailing" in m
+                                       for m in messages):
+        return "trailing-space"
+    if s.accepted and messages and all("trailing element terminators" in m for m in messages):
+        return "trailing-separator"
+    ours = [(f.level, f.code, f.segment_id, f.element_position) for f in s.errors
+            if f.level != "set"]
+    if t.accepted and ours and all(o[2] == "ST" and (o[1] == "8" or o[3] == 3) for o in ours):
+        return "st03-charset"
+    at = [e.segment_position for e in t.errors]
+    if s.accepted and at and all(p is not None and p >= s.segment_count for p in at):
+        return "after-se"
+    if any(o.map_name is None for o in group_sets) and any(
+            e.segment_id == "ST" and "not found" in e.message for e in t.errors):
+        return "unknown-set"
+    return None
+
+
+def _verdict_differences(data: bytes) -> list[str]:
+    """Sets on which the engines' verdicts differ for no reason in INTENDED_VERDICTS."""
+    try:
+        theirs = pyx12_bridge.run_pyx12(data)
+    except (X12ReadError, SpecificationError):
+        return []  # pyx12 cannot read it: nothing to compare
+    ours = validator.validate(data)
+    keys = [(ic.control_number, g.control_number, s.control_number)
+            for ic in ours.interchanges for g in ic.groups for s in g.sets]
+    problems = []
+    for ic in ours.interchanges:
+        for g in ic.groups:
+            if ic.errors or g.errors:
+                continue
+            for s in g.sets:
+                key = (ic.control_number, g.control_number, s.control_number)
+                t = theirs.sets.get(key)
+                if t is None or s.map_name is None or keys.count(key) > 1:
+                    continue
+                envelope_only = not s.accepted and not any(
+                    f.level in ("segment", "element") or f.code in _CONTENT_SET_CODES
+                    for f in s.errors)
+                if envelope_only or s.accepted == t.accepted:
+                    continue
+                if _intended_verdict(s, t, g.sets) is None:
+                    problems.append(
+                        f"set {key}: edigw {s.ack_code} "
+                        f"{[(f.code, f.segment_id, f.segment_position) for f in s.errors][:4]}, "
+                        f"pyx12 {'A' if t.accepted else 'R'} "
+                        f"{[(e.code, e.segment_id, e.segment_position, e.message[:60]) for e in t.errors][:3]}")
+    return problems
+
+
+def _differential(seeds: range) -> list[str]:
+    problems = []
+    for seed in seeds:
+        m = x12_mutations.mutation(seed)
+        problems += [f"{m}: {p}" for p in _verdict_differences(m.data)]
+    return problems
+
+
+def test_structure_aware_mutations_get_the_same_set_verdicts_as_pyx12():
+    assert _differential(range(DIFFERENTIAL_MUTATIONS)) == []
+
+
+@pytest.mark.slow
+def test_a_thousand_structure_aware_mutations_get_the_same_set_verdicts_as_pyx12():
+    assert _differential(range(ALL_DIFFERENTIAL_MUTATIONS)) == []

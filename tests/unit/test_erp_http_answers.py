@@ -38,6 +38,8 @@ def event() -> envelope.Event:
     ("Tue, 12 Mar 2024 09:31:30 +9999", None),
     ("-5", None),
     ("soon", None),
+    ("\u00b2", None),  # isdigit() says yes, float() says no
+    ("\u0663", None),
     ("", None),
     (None, None),
 ])

@@ -27,7 +27,11 @@ def test_dates(fmt, raw, iso):
                                           ("YYMMDD", "20240301"), ("auto", "2024-03-01"),
                                           ("auto", "1234567"), ("MM/DD/CCYY", "25/11/2026"),
                                           ("MM/DD/CCYY", "2026-11-25"),
-                                          ("MM/DD/CCYY", "11/25/26")])
+                                          ("MM/DD/CCYY", "11/25/26"),
+                                          # Arabic-Indic and superscript digits are not digits
+                                          ("CCYYMMDD", "\u0662\u0660\u0662\u0664\u0660\u0663\u0660\u0661"),
+                                          ("auto", "2024030\u00b9"),
+                                          ("MM/DD/CCYY", "\u0661/5/2027")])
 def test_bad_dates(fmt, raw):
     with pytest.raises(TransformError):
         t.date(fmt)(raw)
@@ -41,7 +45,7 @@ def test_times(fmt, raw, out):
     assert t.time(fmt)(raw) == out
 
 
-@pytest.mark.parametrize("raw", ["2460", "2500", "930", "17:00", "abcd"])
+@pytest.mark.parametrize("raw", ["2460", "2500", "930", "17:00", "abcd", "\u0661\u0667\u0660\u0660"])
 def test_bad_times(raw):
     with pytest.raises(TransformError):
         t.time("auto")(raw)
@@ -63,7 +67,7 @@ def test_numbers(raw, out):
     assert t.number(raw) == out
 
 
-@pytest.mark.parametrize("raw", ["1e5", "12a", "", "-", True])
+@pytest.mark.parametrize("raw", ["1e5", "12a", "", "-", True, "\u0663", "4\u00b2", "1_000"])
 def test_bad_numbers(raw):
     with pytest.raises(TransformError):
         t.number(raw)
@@ -71,8 +75,10 @@ def test_bad_numbers(raw):
 
 def test_integer():
     assert t.integer("007") == 7
-    with pytest.raises(TransformError):
-        t.integer("7.5")
+    assert t.integer("-12") == -12
+    for bad in ("7.5", "\u00b2", "\u0663", "1_000", "\uff11"):
+        with pytest.raises(TransformError):
+            t.integer(bad)
 
 
 def test_tables():

@@ -221,6 +221,7 @@ def test_acknowledgments_are_never_acknowledged() -> None:
 @pytest.mark.parametrize("field,value", [
     ("sender_id", ""), ("sender_id", "   "), ("sender_qualifier", ""),
     ("sender_id", "X" * 16), ("sender_id", "AC~ME"), ("receiver_id", ""),
+    ("sender_id", "ACME\u0663"), ("receiver_qualifier", "0\u00b2"),
 ])
 def test_no_ack_when_the_sender_cannot_be_addressed(field: str, value: str) -> None:
     ic = interchange(group(SetResult("850", "0001")), ack_requested=True, **{field: value})
@@ -406,3 +407,18 @@ def test_leniency_codes_are_checked() -> None:
     assert validator.leniency_codes([" ik304-2 ", "AK502-4"]) == {"AK304-2", "AK502-4"}
     with pytest.raises(ValueError, match="AK905-5"):
         validator.leniency_codes(["AK905-5"])
+
+
+@pytest.mark.parametrize("where", ["set_id", "control_number", "group"])
+def test_a_value_outside_the_x12_character_set_is_a_problem_not_a_broken_ack(where) -> None:
+    # Acks are stored and sent as ASCII: a foreign digit copied from ST01, ST02 or GS06
+    # must not make one that cannot be encoded.
+    bad = "85\u00b2" if where == "set_id" else "000\u0663"
+    s = SetResult(bad if where == "set_id" else "850",
+                  bad if where == "control_number" else "0001", ack_code="R")
+    g = group(s, control_number=bad if where == "group" else "17", ack_code="R")
+    batch = build(interchange(g, group(SetResult("850", "0001"), control_number="18")))
+    assert [a.answers_group for a in batch] == ["18"]
+    assert "outside the X12 character set" in batch.problems[0]
+    for ack in batch:
+        ack.text.encode("ascii")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from canonical.errors import InputTooLarge, X12ReadError
 from mappings.x12 import reader as rd
 from mappings.x12.reader import X12Reader
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit
 
@@ -235,3 +236,120 @@ def test_every_corpus_file_is_read_or_refused_with_a_reason(x12_corpus):
             assert path.name == "ediengine-not-edi.edi", (path, exc)
             continue
         assert segs[0].id == "ISA", path
+
+
+# -- chunk boundaries: every character of a varied file at every buffer edge --------------
+
+def _varied_file() -> str:
+    """Interchanges in every layout the reader tolerates, so that each kind of segment,
+    terminator, line break, envelope boundary and stray data lands on a chunk edge."""
+    wrapped = interchange(control="000000003")
+    return (_long(interchange(after="\r\n"), "*", "~\r\n")
+            + _long(interchange("|", "^", "\n", control="000000002"), "|", "\n")
+            + "\n".join(wrapped[i:i + 50] for i in range(0, len(wrapped), 50)) + "\n"
+            + _long(interchange("~", ">", "\r", control="000000004", after="\n"), "~", "\r\n")
+            + interchange("*", ":", "!", control="000000005", after="  ").replace("PO1", "P\u00c9")
+            + interchange(control="000000006").rsplit("IEA", 1)[0]  # no IEA: the next ISA ends it
+            + interchange(control="000000007").replace("~", "~~", 3)  # blank segments
+            + interchange("*", ">", "~", rep="^", version="00501", control="000000008")
+            + _split(interchange(control="000000009"), 50)  # an ISA broken over two lines
+            + "JUNK*1~MORE*2*3~")  # stray data after the last IEA
+
+
+def _long(text: str, elem: str, end: str) -> str:
+    """The interchange with lines added before its SE: longer than the reader's look-ahead
+    at an ISA (4 ISA lengths), so the next ISA is read through the chunk loop."""
+    lines = "".join(f"PO1{elem}{i}{elem}1{elem}EA{end}" for i in range(30))
+    return text.replace(f"SE{elem}3", lines + f"SE{elem}3")
+
+
+def _split(text: str, at: int) -> str:
+    return text[:at] + "\r\n" + text[at:]
+
+
+def _chunked_signature(data: bytes, chunk: int) -> list:
+    r = X12Reader(data, chunk_size=chunk)
+    out = []
+    for s in r:
+        out.append((s.fields, s.position, s.line, r.interchange.delimiters, r.interchange.notes[:],
+                    r.interchange.isa_length))
+    return [*out, (r.info.encoding, r.info.warnings)]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 64, 431])
+def test_every_offset_across_every_chunk_boundary_reads_the_same(chunk):
+    # Leading spaces shift the file by 0..chunk-1, so each character of it falls on a
+    # chunk edge once for every edge; a file read in one chunk is the reference.
+    text = _varied_file()
+    expected = _chunked_signature(text.encode(), 1 << 20)
+    assert [f[0][0] for f in expected[:-1]].count("ISA") == 9
+    assert expected[-2][0] == ["MORE", "2", "3"]
+    for pad in range(chunk):
+        data = (" " * pad + text).encode()
+        assert _chunked_signature(data, chunk) == expected, (chunk, pad)
+
+
+@pytest.mark.parametrize("prefix,encoding", [
+    (b"", "ascii"), (rd._BOM, "ascii"), (b"\r\n \n", "ascii"), (rd._BOM + b"\n\n", "ascii")])
+@pytest.mark.parametrize("chunk", range(1, 9))
+def test_the_start_of_the_file_is_recognised_whatever_the_chunk_size(prefix, encoding, chunk):
+    segs, r = read(prefix + interchange().encode(), chunk_size=chunk)
+    assert ids(segs) == ["ISA", "GS", "ST", "BEG", "SE", "GE", "IEA"]
+    assert r.info.encoding == encoding and r.info.bom == prefix.startswith(rd._BOM)
+
+
+@pytest.mark.parametrize("noise", [b"", b"\x40\x40", b"\x25\x15\x0d\x40"])
+@pytest.mark.parametrize("chunk", range(1, 9))
+def test_ebcdic_is_recognised_whatever_the_chunk_size(noise, chunk):
+    segs, r = read(noise + interchange(term="\x85").encode("cp037"), chunk_size=chunk)
+    assert ids(segs)[-1] == "IEA" and r.info.encoding == "cp037"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_latin1_fallback_does_not_depend_on_where_a_chunk_ends(chunk):
+    # UTF-8 text first, then a Latin-1 superscript two (0xB2): the good UTF-8 before the
+    # bad byte stays UTF-8 wherever the chunk edges are.
+    data = interchange().replace("PO1", "P\u00c9").encode() + interchange(
+        control="000000002").replace("PO1", "PO\u00b2").encode("latin-1")
+    expected = _chunked_signature(data, 1 << 20)
+    assert [f[0] for f in expected if f[0][0] == "BEG"] == [
+        ["BEG", "00", "SA", "P\u00c9", "", "20240102"],
+        ["BEG", "00", "SA", "PO\u00b2", "", "20240102"]]
+    for pad in range(chunk):
+        padded = b" " * pad + data
+        assert _chunked_signature(padded, chunk) == _chunked_signature(padded, 1 << 20)
+
+
+def _golden_850() -> bytes:
+    return (REPO / "samples" / "x12" / "acme-850-4010.edi").read_bytes()
+
+
+def test_an_isa_across_the_real_chunk_boundary_starts_an_interchange():
+    # Issue #10: the second ISA at byte 65535 was taken for data after the first IEA.
+    # Every start from the whole ISA before the edge to just after it.
+    first = _golden_850()
+    second = first.replace(b"000001001", b"000001002")
+    for start in range(rd.CHUNK_SIZE - 2 * rd.ISA_LENGTH, rd.CHUNK_SIZE + 4):
+        data = first + b"\n" * (start - len(first)) + second
+        r = X12Reader(data)
+        isas = []
+        for s in r:
+            if s.id == "ISA":
+                isas.append((s.get(13), r.interchange.notes, r.interchange.position))
+        assert [i[0] for i in isas] == ["000001001", "000001002"], start
+        assert isas[1][1] == [], start
+
+
+def test_thousands_of_interchanges_across_many_real_chunks_are_all_interchanges():
+    # Issue #10: with 5,000 concatenated interchanges every one after the 3,881st was
+    # rejected; each ISA must be read as an ISA wherever a chunk ends. Blank lines after
+    # each make the interchanges a length for which some ISA starts 1 or 2 bytes before
+    # a chunk edge.
+    golden = _golden_850()
+    size = next(n for n in range(len(golden), len(golden) + 64)
+                if any(k * n % rd.CHUNK_SIZE > rd.CHUNK_SIZE - 3 for k in range(5000)))
+    data = b"".join(golden.replace(b"000001001", b"%09d" % i).ljust(size, b"\n")
+                    for i in range(1, 5001))
+    r = X12Reader(data)
+    notes = [(s.get(13), r.interchange.notes) for s in r if s.id == "ISA"]
+    assert len(notes) == 5000 and not any(n for _, n in notes)
