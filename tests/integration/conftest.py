@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from tests.sshd_support import SshServer, sshd_available
+
 # CI sets this, so that a missing PostgreSQL fails the run instead of skipping quietly.
 REQUIRE_REAL_PARTS = os.environ.get("EDIGW_REQUIRE_REAL_PARTS") == "1"
 PG_DSN = os.environ.get("EDIGW_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=test")
@@ -49,3 +51,17 @@ def pg_url(pg_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """A running OpenSSH sshd of its own (host key, client key, log) on a free loopback port."""
+    why = sshd_available()
+    if why:
+        missing("OpenSSH sshd", why)
+    server = SshServer(tmp_path_factory.mktemp("sshd"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
