@@ -297,9 +297,9 @@ class SftpInput:
         listing: dict[str, sftp_names.Signature] = {}
         for entry in self._sftp.listdir_attr(self.config.inbox):
             name = entry.filename
-            if sftp_names.skipped(name) or name in self._handed:
+            why = sftp_names.refusal(name)  # before skipped(): "../x" is no hidden file
+            if why is None and (sftp_names.skipped(name) or name in self._handed):
                 continue
-            why = sftp_names.refusal(name)
             if why is None and not stat.S_ISREG(entry.st_mode or 0):
                 why = "is not a regular file (a link, folder or device is never taken)"
             if why is None and (entry.st_size or 0) > self.config.max_bytes:
