@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -54,14 +54,28 @@ def pg_url(pg_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    """A running OpenSSH sshd of its own (host key, client key, log) on a free loopback port."""
+def sshd_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], SshServer]]:
+    """Starts OpenSSH sshd servers of their own (host key, client key, log), each on a free
+    loopback port; all are stopped at the end."""
     why = sshd_available()
     if why:
         missing("OpenSSH sshd", why)
-    server = SshServer(tmp_path_factory.mktemp("sshd"))
-    server.start()
+    started: list[SshServer] = []
+
+    def start() -> SshServer:
+        server = SshServer(tmp_path_factory.mktemp("sshd"))
+        started.append(server)
+        server.start()
+        return server
+
     try:
-        yield server
+        yield start
     finally:
-        server.stop()
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def sshd(sshd_factory: Callable[[], SshServer]) -> SshServer:
+    """One running sshd."""
+    return sshd_factory()
