@@ -66,7 +66,7 @@ class SftpInputConfig(ChannelConfig):
         None, secret=True, example={"env": "PARTNER_SFTP_PASSWORD"},
         description="The password, by environment variable; or give private_key_file.")
     host_key: str = setting(
-        example="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        example="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ9H1xduh5ZUjEhBcIbXulSzQx8d2Cm9SqVjq9Hv1Xaa",
         description="The server's public key as in known_hosts: pinned; any other is refused.")
     inbox: str = setting(description="Remote folder where the partner leaves files for us.",
                          example="/outbound")
