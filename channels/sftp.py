@@ -122,6 +122,7 @@ class Session(Protocol):
     """What the channel needs of a connection (a Link; tests give a fake)."""
 
     def open(self) -> Any: ...
+    def alive(self) -> bool: ...
     def abort(self) -> None: ...
     def close(self) -> None: ...
 
@@ -199,6 +200,11 @@ class SftpInput:
 
     def read(self) -> list[InboundMessage]:
         """One poll: the files stable since the previous poll, downloaded; [] while backing off."""
+        if self._link is not None and not self._link.alive():
+            # Closed by the server since the last poll (a restart, an idle timeout): not a
+            # failure of this poll, so connect again at once. Unacked files come again.
+            log.info("%s: the server closed the connection; connecting again", self.endpoint)
+            self.close()
         if self._sftp is None:
             if self._clock() < self.retry_at:
                 return []
@@ -265,9 +271,8 @@ class SftpInput:
         try:
             with dog:
                 yield
-        except HostKeyRefused as exc:
+        except HostKeyRefused:
             self._failed(link)
-            log.error("%s: %s", self.endpoint, exc)
             raise
         except paramiko.AuthenticationException as exc:
             self._failed(link)

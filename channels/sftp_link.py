@@ -140,6 +140,11 @@ class Link:
         self.sftp = sftp
         return sftp
 
+    def alive(self) -> bool:
+        """Whether the connection still stands (paramiko notices a peer's close by itself)."""
+        transport = self._client.get_transport() if self._client is not None else None
+        return transport is not None and transport.is_active() and not self.aborted
+
     def abort(self) -> None:
         """Close the connection under whatever call is blocked on it (the watchdog's move)."""
         with self._lock:

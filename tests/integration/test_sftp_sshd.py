@@ -286,3 +286,30 @@ def test_one_partners_dead_server_does_not_hold_up_another(
     a.close()
     b.close()
 
+
+
+def test_a_server_restarted_between_polls_is_reconnected_without_an_error(drop: Drop) -> None:
+    (drop.inbox / "po.edi").write_bytes(b"ISA*po")
+    ch = drop.channel()
+    assert ch.read() == []
+    drop.server.kill()
+    drop.server.start()
+    assert ch.read() == []  # the old connection is gone: a new one, and a first sighting
+    assert [m.data for m in ch.read()] == [b"ISA*po"]
+    ch.close()
+
+
+def test_a_password_never_reaches_a_log_or_an_error(
+        drop: Drop, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    canary = "canary-sftp-pw-51c0de"
+    monkeypatch.setenv("EDIGW_TEST_SFTP_PW", canary)
+    caplog.set_level(logging.DEBUG)  # paramiko's own debug lines included
+    options = drop.options(password={"env": "EDIGW_TEST_SFTP_PW"})
+    del options["private_key_file"]
+    ch = registry.build_input("sftp", options, partner="acme")
+    with pytest.raises(errors.PermanentError, match="login refused") as refused:
+        ch.read()  # the server takes keys only
+    assert "Authentication" in caplog.text  # the login was tried, and logged
+    for text in (caplog.text, str(refused.value), repr(refused.value.__cause__), repr(ch),
+                 repr(ch.config), drop.server.log_text()):  # type: ignore[attr-defined]
+        assert canary not in text

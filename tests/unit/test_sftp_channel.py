@@ -44,6 +44,7 @@ class FakeServer:
     during_download: Any = None  # called with the path while it is being downloaded
     opens: int = 0
     fail_open: BaseException | None = None
+    alive: bool = True  # the connection, as paramiko sees it
 
     def listdir_attr(self, folder: str) -> list[SimpleNamespace]:
         self.calls.append(("list", folder))
@@ -100,6 +101,9 @@ class FakeLink:
         if self.server.fail_open is not None:
             raise self.server.fail_open
         return self.server
+
+    def alive(self) -> bool:
+        return self.server.alive
 
     def abort(self) -> None:
         pass
@@ -449,3 +453,14 @@ def test_a_key_file_open_to_others_is_refused(server: FakeServer, tmp_path: Path
     with pytest.raises(errors.ConfigError, match="permissions 0644 are too open"):
         ch.read()
     assert server.opens == 0
+
+
+def test_a_connection_the_server_closed_between_polls_is_opened_again(server: FakeServer) -> None:
+    server.put_file("/out/po.edi", b"ISA")
+    ch = channel(server)
+    assert ch.read() == []
+    server.alive = False  # the partner restarted its server meanwhile
+    assert ch.read() == []  # no error: a new connection, and a first sighting again
+    server.alive = True
+    assert [m.data for m in ch.read()] == [b"ISA"]
+    assert server.opens == 2
