@@ -61,7 +61,8 @@ class Input(Protocol):
 
     A message read but never acked is offered again after the next connect (same bytes),
     so a crash anywhere before the store's commit loses nothing; the store recognises the
-    repeat (same partner, same bytes). It never retries on its own beyond its backoff.
+    repeat (same partner, same bytes). A caller whose commit failed closes the input to have
+    its unacked messages offered again. It never retries on its own beyond its backoff.
     """
 
     def connect(self) -> None:

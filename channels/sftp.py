@@ -189,13 +189,12 @@ class SftpInput:
                         password=c.password.value() if c.password else None)
         link = self._connector(target)
         try:
-            with self._guard(link, "connecting"):
+            with self._guard(link, "connecting", settles=False):
                 self._sftp = link.open()
         except errors.GatewayError:
             link.close()
             raise
         self._link = link
-        self._failures = 0
         log.info("%s: connected", self.endpoint)
 
     def read(self) -> list[InboundMessage]:
@@ -265,12 +264,16 @@ class SftpInput:
     # -- inside
 
     @contextlib.contextmanager
-    def _guard(self, link: Session, doing: str) -> Iterator[None]:
+    def _guard(self, link: Session, doing: str, *, settles: bool = True) -> Iterator[None]:
         """Run a network step under the watchdog; a failure drops the link and backs off."""
         dog = Watchdog(self.config.poll_budget, link.abort)
         try:
             with dog:
                 yield
+            if settles:
+                # Only work done, not a mere login, starts the backoff over: a server that
+                # lets us in and then fails every listing still backs off further each time.
+                self._failures = 0
         except HostKeyRefused:
             self._failed(link)
             raise

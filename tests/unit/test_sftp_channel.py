@@ -464,3 +464,22 @@ def test_a_connection_the_server_closed_between_polls_is_opened_again(server: Fa
     server.alive = True
     assert [m.data for m in ch.read()] == [b"ISA"]
     assert server.opens == 2
+
+
+def test_a_server_that_lets_us_in_but_fails_each_poll_backs_off_further(
+        server: FakeServer) -> None:
+    clock, waits = Clock(), []
+
+    def wait(state: Any) -> float:
+        waits.append(state.attempt_number)
+        return 1.0
+
+    def refuse(folder: str) -> list[SimpleNamespace]:
+        raise PermissionError(13, "Permission denied")
+    server.listdir_attr = refuse  # type: ignore[method-assign]
+    ch = channel(server, clock=clock, wait=wait)
+    for _ in range(3):
+        with pytest.raises(errors.TransientError, match="Permission denied"):
+            ch.read()
+        clock.now = ch.retry_at
+    assert (server.opens, waits) == (3, [1, 2, 3])
