@@ -167,6 +167,8 @@ class SftpInput:
         self._failures = 0
         self._next_wait = 0.0
         self.retry_at = float("-inf")  # no connection attempt before this clock reading
+        # The partner id is checked by the partner schema; the dash ends it in the prefix.
+        self._spool_prefix = f"edigw-sftp-{partner}-"
 
     def __repr__(self) -> str:
         return f"SftpInput({self.partner}, {self.endpoint})"
@@ -195,6 +197,7 @@ class SftpInput:
             link.close()
             raise
         self._link = link
+        self._sweep_spool()
         log.info("%s: connected", self.endpoint)
 
     def read(self) -> list[InboundMessage]:
@@ -326,8 +329,7 @@ class SftpInput:
     def _fetch(self, name: str, signature: sftp_names.Signature) -> InboundMessage | None:
         path = posixpath.join(self.config.inbox, name)  # name checked: no separator, no '..'
         # The local name never comes from the remote one.
-        fd, spool = tempfile.mkstemp(prefix=f"edigw-sftp-{self.partner}-",
-                                     dir=self.config.spool_dir)
+        fd, spool = tempfile.mkstemp(prefix=self._spool_prefix, dir=self.config.spool_dir)
         try:
             with os.fdopen(fd, "w+b") as f:
                 got = self._sftp.getfo(path, f)
@@ -379,6 +381,20 @@ class SftpInput:
             target = f"{target}.{stamp}"  # the same name came before: keep both
         self._sftp.rename(handed.path, target)
         log.info("%s: archived %s to %s", self.endpoint, handed.name, target)
+
+    def _sweep_spool(self) -> None:
+        """Remove this partner's downloads left by a process that died before their ack.
+
+        Harmless to a live process of the same partner: its bytes are in memory once read,
+        and a file still being written stays open to its writer after the unlink.
+        """
+        folder = self.config.spool_dir or tempfile.gettempdir()
+        ours = {h.spool for h in self._handed.values()}
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if (entry.name.startswith(self._spool_prefix) and entry.path not in ours
+                        and entry.is_file(follow_symlinks=False)):
+                    _unlink(entry.path)
 
     def _warn_once(self, name: str, why: str) -> None:
         if (name, why) not in self._warned:

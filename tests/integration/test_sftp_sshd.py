@@ -183,12 +183,13 @@ def test_a_crash_between_handing_over_and_ack_offers_the_same_bytes_again(drop: 
     assert run.returncode == -9, run.stderr
     assert bytes.fromhex(run.stdout) == b"ISA*00*order seven"
     assert (names(drop.inbox), names(drop.archive)) == (["po7.edi"], [])
+    assert len(names(drop.spool)) == 1  # the dead process's download
     ch = drop.channel()  # the restarted worker
     assert ch.read() == []
     [again] = ch.read()
     assert (again.source_name, again.data) == ("po7.edi", b"ISA*00*order seven")
     ch.ack(again)
-    assert (names(drop.inbox), names(drop.archive)) == ([], ["po7.edi"])
+    assert (names(drop.inbox), names(drop.archive), names(drop.spool)) == ([], ["po7.edi"], [])
     ch.close()
 
 
