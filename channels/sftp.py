@@ -392,7 +392,8 @@ class SftpInput:
         ours = {h.spool for h in self._handed.values()}
         with contextlib.suppress(OSError):
             for entry in os.scandir(folder):
-                if (entry.name.startswith(self._spool_prefix) and entry.path not in ours
+                if (entry.name.startswith(self._spool_prefix)
+                        and os.path.abspath(entry.path) not in ours
                         and entry.is_file(follow_symlinks=False)):
                     _unlink(entry.path)
 
