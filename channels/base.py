@@ -1,8 +1,9 @@
-"""The small interface every output channel implements, and what a write returns."""
+"""The small interfaces of the channels: Output (write events) and Input (hand over bytes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from canonical import envelope, errors
@@ -40,3 +41,38 @@ def encode(event: Event) -> bytes:
         return envelope.to_json(event)
     except (TypeError, ValueError) as exc:
         raise errors.PermanentError(f"event {event.id} cannot be written as JSON: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One input handed over by an inbound channel: who sent which bytes under what name."""
+
+    partner: str
+    source_name: str  # the name the partner gave it (a remote file name), checked, never a path
+    data: bytes
+    metadata: Mapping[str, str] = field(default_factory=dict)  # endpoint, remote path, size, ...
+    # The channel's own handle for ack(); opaque to everyone else.
+    token: object = field(default=None, compare=False, repr=False)
+
+
+@runtime_checkable
+class Input(Protocol):
+    """A source: connect, read what is ready, ack each message once the store has committed it.
+
+    A message read but never acked is offered again after the next connect (same bytes),
+    so a crash anywhere before the store's commit loses nothing; the store recognises the
+    repeat (same partner, same bytes). A caller whose commit failed closes the input to have
+    its unacked messages offered again. It never retries on its own beyond its backoff.
+    """
+
+    def connect(self) -> None:
+        """Open what reading needs; raise TransientError or PermanentError if it cannot."""
+
+    def read(self) -> list[InboundMessage]:
+        """The messages ready now (maybe none); raise TransientError or PermanentError."""
+
+    def ack(self, message: InboundMessage) -> None:
+        """The store has committed `message`: archive or delete it at the source."""
+
+    def close(self) -> None:
+        """Release what connect opened; unacked messages will be offered again."""

@@ -21,8 +21,9 @@ class ChannelConfig(BaseModel):
 def setting(default: Any = ..., *, description: str, example: Any, secret: bool = False,
             **constraints: Any) -> Any:
     """A config field; `secret` marks one that names or holds a secret, never to be logged."""
+    # A secret field is also kept out of the model's repr, so a logged config cannot show it.
     return pydantic.Field(default, description=description, examples=[example],
-                          json_schema_extra={"secret": secret}, **constraints)
+                          json_schema_extra={"secret": secret}, repr=not secret, **constraints)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,17 @@ def _table(rows: list[config.FieldDoc]) -> list[str]:
     return lines
 
 
+def input_table(kind: str) -> str:
+    """The config reference table of inbound channel `kind` (pasted into docs/channels/<kind>.md)."""
+    reg = registry.INPUTS[kind]
+    rows = config.describe(reg.config)
+    nested = [f"`{r.name}` is `{{env: NAME}}`" for r in rows if r.type.startswith("[{'$ref'")]
+    lines = _table(rows)
+    if nested:
+        lines += ["", "Secrets by environment variable: " + ", ".join(nested) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def render() -> str:
     """The whole page."""
     out = [HEADER]
@@ -63,6 +74,9 @@ def render() -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--input"]:
+        sys.stdout.write(input_table(sys.argv[2]))
+        sys.exit(0)
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     if target is None:
         sys.stdout.write(render())

@@ -1,4 +1,4 @@
-"""Every output channel by name: its config model and its class."""
+"""Every channel by name, outputs and inputs: its config model and its class."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from canonical import errors
-from channels import config, erp_file, erp_http, erp_sql
-from channels.base import Output
+from channels import config, erp_file, erp_http, erp_sql, sftp
+from channels.base import Input, Output
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,34 @@ def build_output(kind: str, options: Mapping[str, Any], *, name: str | None = No
         raise errors.ConfigError(f"unknown output kind {kind!r} (known: {known})") from None
     settings = config.load(registration.config, dict(options), where=f"output {name or kind}")
     return registration.factory(settings)
+
+
+@dataclass(frozen=True)
+class InputRegistration:
+    """One inbound channel kind: its settings model and how a partner's channel is built."""
+
+    name: str
+    config: type[config.ChannelConfig]
+    factory: Callable[..., Input]  # (settings, *, partner=...) -> Input
+    summary: str
+
+
+INPUTS: Mapping[str, InputRegistration] = {
+    r.name: r for r in (
+        InputRegistration("sftp", sftp.SftpInputConfig, sftp.SftpInput,
+                          "poll a partner's SFTP server: pinned host key, stable files only,"
+                          " archived after the store's commit; acks put in its outbox"),
+    )
+}
+
+
+def build_input(kind: str, options: Mapping[str, Any], *, partner: str) -> Input:
+    """A partner's input of `kind` from its settings; ConfigError for an unknown kind or bad settings."""
+    try:
+        registration = INPUTS[kind]
+    except KeyError:
+        known = ", ".join(sorted(INPUTS))
+        raise errors.ConfigError(f"unknown input kind {kind!r} (known: {known})") from None
+    settings = config.load(registration.config, dict(options),
+                           where=f"partner {partner} channel {kind}")
+    return registration.factory(settings, partner=partner)

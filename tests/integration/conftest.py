@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+
+from tests.sshd_support import SshServer, sshd_available
 
 # CI sets this, so that a missing PostgreSQL fails the run instead of skipping quietly.
 REQUIRE_REAL_PARTS = os.environ.get("EDIGW_REQUIRE_REAL_PARTS") == "1"
@@ -49,3 +51,31 @@ def pg_url(pg_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def sshd_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], SshServer]]:
+    """Starts OpenSSH sshd servers of their own (host key, client key, log), each on a free
+    loopback port; all are stopped at the end."""
+    why = sshd_available()
+    if why:
+        missing("OpenSSH sshd", why)
+    started: list[SshServer] = []
+
+    def start() -> SshServer:
+        server = SshServer(tmp_path_factory.mktemp("sshd"))
+        started.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def sshd(sshd_factory: Callable[[], SshServer]) -> SshServer:
+    """One running sshd."""
+    return sshd_factory()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from canonical import envelope, errors
 from channels import config, registry
-from channels.base import Output
+from channels.base import Input, Output
 from channels.erp_sim import SimulatorHandle, running_simulator
 
 pytestmark = pytest.mark.unit
@@ -188,3 +188,36 @@ def test_unknown_options_are_refused_by_name(kind: str, rig: Rig) -> None:
 def test_unknown_kinds_are_refused() -> None:
     with pytest.raises(errors.ConfigError, match="known: file, http, sql"):
         registry.build_output("ftp", {})
+
+
+# -- inputs: every registered kind is documented, strict about its options and an Input.
+# (Reading, acking and failures are proved per kind against the real server: for sftp in
+# tests/integration/test_sftp_sshd.py.)
+
+INPUT_OPTIONS: dict[str, dict[str, Any]] = {
+    "sftp": {"host": "127.0.0.1", "username": "distributor", "password": {"env": "NOT_READ"},
+             "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIB+i+f+g512hHOTFePxcEAxWPHHEgU7usKyDlExOBaN",
+             "inbox": "/outbound", "archive": "/outbound/archive"},
+}
+
+
+def test_every_registered_input_has_options() -> None:
+    assert set(INPUT_OPTIONS) == set(registry.INPUTS)
+
+
+@pytest.mark.parametrize("input_kind", sorted(registry.INPUTS))
+def test_inputs_are_inputs_with_documented_settings(input_kind: str) -> None:
+    built = registry.build_input(input_kind, INPUT_OPTIONS[input_kind], partner="acme")
+    assert isinstance(built, Input)
+    built.close()  # without connect: harmless
+    for row in config.describe(registry.INPUTS[input_kind].config):
+        assert row.description, f"{input_kind}.{row.name} has no description"
+        assert row.example is not None, f"{input_kind}.{row.name} has no example"
+    with pytest.raises(errors.ConfigError, match="hostt"):
+        registry.build_input(input_kind, {**INPUT_OPTIONS[input_kind], "hostt": "x"},
+                             partner="acme")
+
+
+def test_unknown_input_kinds_are_refused() -> None:
+    with pytest.raises(errors.ConfigError, match=r"unknown input kind 'ftp' \(known: sftp"):
+        registry.build_input("ftp", {}, partner="acme")
