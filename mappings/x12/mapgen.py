@@ -26,28 +26,30 @@ UNVERIFIED = "unverified.json"
 VERSIONS = {"4010": ("00401", "004010"), "4030": ("00401", "004030"),
             "5010": ("00501", "005010")}
 
-# (icvn, vriic, fic, abbr, map file) rows of maps.xml, in order.
-INDEX: list[tuple[str, str, str, str, str]] = [
-    ("00401", "004010", "PO", "850", "850.4010.xml"),
-    ("00401", "004010", "PR", "855", "855.4010.xml"),
-    ("00401", "004010", "SH", "856", "856.4010.xml"),
-    ("00401", "004010", "IN", "810", "810.4010.xml"),
-    ("00401", "004010", "FA", "997", "997.4010.xml"),
-    ("00401", "004030", "PO", "850", "850.4030.xml"),
-    ("00401", "004030", "PR", "855", "855.4030.xml"),
-    ("00401", "004030", "SH", "856", "856.4030.xml"),
-    ("00401", "004030", "IN", "810", "810.4030.xml"),
-    ("00401", "004030", "FA", "997", "997.4030.xml"),
-    ("00401", "", "", "X12", "x12.control.00401.xml"),
-    ("00501", "005010", "PO", "850", "850.5010.xml"),
-    ("00501", "005010", "PR", "855", "855.5010.xml"),
-    ("00501", "005010", "SH", "856", "856.5010.xml"),
-    ("00501", "005010", "IN", "810", "810.5010.xml"),
-    ("00501", "005010", "FA", "999", "999.5010.xml"),
-    ("00501", "005010X231", "FA", "999", "999.5010.xml"),
-    ("00501", "005010X231A1", "FA", "999", "999.5010.xml"),
-    ("00501", "005010X230", "FA", "997", "997.5010.xml"),
-    ("00501", "", "", "X12", "x12.control.00501.xml"),
+# (icvn, vriic, abbr, map file) rows of maps.xml, in order.  Each row's functional
+# identifier (GS01) is not written here: it is the one fact of the set file's first
+# line (`set 850 PO ...`), read by _fic(); the control maps have none.
+INDEX: list[tuple[str, str, str, str]] = [
+    ("00401", "004010", "850", "850.4010.xml"),
+    ("00401", "004010", "855", "855.4010.xml"),
+    ("00401", "004010", "856", "856.4010.xml"),
+    ("00401", "004010", "810", "810.4010.xml"),
+    ("00401", "004010", "997", "997.4010.xml"),
+    ("00401", "004030", "850", "850.4030.xml"),
+    ("00401", "004030", "855", "855.4030.xml"),
+    ("00401", "004030", "856", "856.4030.xml"),
+    ("00401", "004030", "810", "810.4030.xml"),
+    ("00401", "004030", "997", "997.4030.xml"),
+    ("00401", "", "X12", "x12.control.00401.xml"),
+    ("00501", "005010", "850", "850.5010.xml"),
+    ("00501", "005010", "855", "855.5010.xml"),
+    ("00501", "005010", "856", "856.5010.xml"),
+    ("00501", "005010", "810", "810.5010.xml"),
+    ("00501", "005010", "999", "999.5010.xml"),
+    ("00501", "005010X231", "999", "999.5010.xml"),
+    ("00501", "005010X231A1", "999", "999.5010.xml"),
+    ("00501", "005010X230", "997", "997.5010.xml"),
+    ("00501", "", "X12", "x12.control.00501.xml"),
 ]
 
 COMPOSITE_NAMES = {
@@ -377,7 +379,8 @@ def render_index() -> str:
            "     icvn = ISA12, vriic = GS08, fic = GS01; pyx12 matches them exactly. -->",
            "<maps>"]
     current = None
-    for icvn, vriic, fic, abbr, fname in INDEX:
+    for icvn, vriic, abbr, fname in INDEX:
+        fic = _fic(fname)
         if icvn != current:
             if current is not None:
                 out.append("  </version>")
@@ -390,6 +393,12 @@ def render_index() -> str:
     out.append("  </version>")
     out.append("</maps>")
     return "\n".join(out) + "\n"
+
+
+def _fic(map_file: str) -> str:
+    """The GS01 of a set map, from its spec file's first line; "" for a control map."""
+    spec = SPEC_DIR / "sets" / map_file.replace(".xml", ".txt")
+    return load_set(spec).fic if spec.is_file() else ""
 
 
 def render_unverified(map_versions: dict[str, str]) -> str:

@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from canonical.errors import SpecificationError, X12ReadError
+from mappings.x12 import specs
 from mappings.x12.charset import is_digits
 
 _MAPS_DIR = Path(__file__).resolve().parent / "maps"
 
-FIC_BY_SET = {"850": "PO", "855": "PR", "856": "SH", "810": "IN", "997": "FA", "999": "FA"}
 _EXACT_FA_5010 = {"005010X230", "005010X231", "005010X231A1"}
 
 
@@ -125,9 +125,10 @@ def _normalise(text: str) -> str:
             if family is not None and ("5010" in (family, own) or not is_digits(gs08[:6])):
                 fam = family  # 00401 and 00501 control maps do not mix in one interchange
             fields[8] = _vriic(gs08, fam, st01)
-            if st01 in FIC_BY_SET and fields[1].strip() != FIC_BY_SET[st01]:
+            fic = specs.functional_id_for(st01) if st01 else None
+            if fic and fields[1].strip() != fic:
                 lead = fields[1][: len(fields[1]) - len(fields[1].lstrip())]
-                fields[1] = lead + FIC_BY_SET[st01]
+                fields[1] = lead + fic
             segs[i] = elem.join(fields)
     out = term.join(segs)
     if out.rstrip(blanks) and not out.rstrip(blanks).endswith(term):

@@ -650,9 +650,6 @@ def _write_cache(cached: Path, value: object, family: str) -> None:
 
 # -- choosing a map -------------------------------------------------------------------
 
-_FUNCTIONAL_IDS = {"850": "PO", "855": "PR", "856": "SH", "810": "IN", "997": "FA", "999": "FA"}
-
-
 def _version_digits(gs08: str, isa12: str = "") -> str:
     """The six-digit version of a GS08 (004030VICS -> 004030), else of an ISA12, else ""."""
     if len(gs08) >= 6 and is_digits(gs08[:6]):
@@ -715,6 +712,11 @@ def _describe(folder: MapFolder, map_file: str) -> str:
     return f"{spec.map_name} (version {spec.version})"
 
 
-def functional_id_for(set_id: str) -> str | None:
-    """The GS01 a transaction set belongs under, when we know it."""
-    return _FUNCTIONAL_IDS.get(set_id)
+def functional_id_for(set_id: str, maps: str | os.PathLike[str] | None = None) -> str | None:
+    """The GS01 a transaction set belongs under, when a map knows it (the fact is written
+    once, in the first line of spec/sets/<set>.<version>.txt, and carried by maps.xml)."""
+    folder = load_folder(maps)
+    for e in folder.entries:
+        if e.fic and folder.set_ids.get(e.file) == set_id:
+            return e.fic
+    return None

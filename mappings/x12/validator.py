@@ -237,7 +237,7 @@ class _Run:
         self.set_ids_in_group: set[str] = set()
         self.hl03_required: dict[tuple[int, int], bool] = {}
         self.isa_seen: set[tuple[str, str, str]] = set()
-        self.fics = {e.fic for e in folder.entries if e.fic} | {"PO", "PR", "SH", "IN", "FA"}
+        self.fics = {e.fic for e in folder.entries if e.fic}
 
     # -- driving ---------------------------------------------------------------------
 
@@ -585,7 +585,7 @@ class _Run:
             st.add(self.set_finding("23", f"ST02 control number {control!r} is used by another "
                                     f"set in the same group", seg))
         self.set_ids_in_group.add(control)
-        expected = specs.functional_id_for(set_id)
+        expected = specs.functional_id_for(set_id, self.maps)
         # An implementation guide named in GS08 (004010X357 ...) sets its own GS01, so the
         # pairing is only checked for plain versions.
         if expected and g.functional_id and expected != g.functional_id and len(g.version) <= 6:
