@@ -45,9 +45,13 @@ INTENDED = {
                 "(TA105 024); pyx12 counts it into the set it just closed",
     "hl-numbering": "HL01 must be unique and increasing and HL02 a parent seen before; pyx12 "
                     "also demands HL01 = previous + 1, so one duplicated HL flags every later HL",
-    "same-position": "pyx12 keeps a missing mandatory segment pending when the next segment "
-                     "has the same position number and then forgets it; we report it",
 }
+# Reviewed against the corpus and its mutated copies (1,448 inputs, 2,278 sets compared):
+# each excuse above explained some difference there (after-se 9, legacy-date 28,
+# trailing-space 20, hl-numbering 8, missing-position 10, qualifier 10); only trailing-space
+# turned an accept into a reject (4 sets, all the padded N301 of oopfactory-adobe-cr-term).
+# A "same-position" excuse (any superset of pyx12's positions with a missing segment) was
+# dropped: it explained nothing and could have hidden a real extra rejection.
 
 
 def _mutations(data: bytes) -> list[tuple[str, bytes]]:
@@ -160,9 +164,6 @@ def _intended(s, t, ours_at: set[int], theirs_at: set[int]) -> str | None:
         return "trailing-space"
     if "not found" in their_msgs and ours_at & theirs_at:
         return "qualifier"  # both flag the segment; pyx12 then flags more
-    if ours_at and theirs_at and ours_at >= theirs_at and any(
-            f.code == "3" for f in s.errors if f.level == "segment"):
-        return "same-position"
     return None
 
 
