@@ -350,18 +350,28 @@ def _r5(root: Path, outage: float, *, workers: int, store_url: str | None = None
     with running_simulator() as sim:
         site = crash_site(root, sim.events_url, store_url=store_url, retry=R5_RETRY)
         run = Run(site, files, sets)
-        sim.set_fault("503", retry_after=RETRY_AFTER, seconds=outage)
-        outage_ends = time.monotonic() + outage
+        # 503 until cleared: the outage is timed from the first refused delivery, not from
+        # before the gateway started, which on a slow machine can take most of it.
+        sim.set_fault("503", retry_after=RETRY_AFTER)
         _drop(site, files, sets)
         gw, store, started = _start(site, workers)
         try:
-            time.sleep(max(0.0, outage_ends - time.monotonic()) / 2)
+            deadline = time.monotonic() + 120
+            while not sim.stats()["requests"]:
+                assert time.monotonic() < deadline, "no delivery tried in 120 s"
+                gw.keep_alive()
+                time.sleep(0.1)
+            outage_ends = time.monotonic() + outage
+            # The kill at half the outage, so that the new worker has the rest to go on trying.
+            time.sleep(outage / 2)
             before = store.attempts()
             assert gw.kill_worker(random.Random(5).choice) is not None
             run.kills = 1
             time.sleep(max(0.0, outage_ends - time.monotonic() - 0.5))
             during = store.attempts()
             assert sim.stats()["effects"] == 0, "an effect during the outage"
+            time.sleep(max(0.0, outage_ends - time.monotonic()))
+            sim.set_fault("none")
             _wait_drained(run, gw, store, timeout=outage + 120)
             after_outage = time.monotonic() - outage_ends
             run.seconds = time.monotonic() - started
