@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from pydantic import AnyHttpUrl
+from pydantic import AnyHttpUrl, field_validator
 
 from canonical import errors, redact
 from canonical.envelope import Event
@@ -47,6 +47,17 @@ class HttpOutputConfig(ChannelConfig):
     pool_timeout: float = setting(5.0, gt=0, example=5.0,
                                   description="Seconds to wait for a free pooled connection.")
 
+    @field_validator("url")
+    @classmethod
+    def _host_labels(cls, url: AnyHttpUrl) -> AnyHttpUrl:
+        """Host labels of 1 to 63 characters (RFC 1035): the URL parser lets `a..b` and longer
+        labels through, and every send would then fail in the resolver's IDNA encoding."""
+        host = (url.host or "").rstrip(".")
+        if not host.startswith("[") and any(not 0 < len(x) <= 63 for x in host.split(".")):
+            raise ValueError(f"host {host!r}: each label between dots must have 1 to 63 "
+                             f"characters")
+        return url
+
 
 class HttpOutput:
     """Delivers events to an ERP's HTTP endpoint, which drops repeats by Idempotency-Key."""
@@ -80,8 +91,10 @@ class HttpOutput:
         except httpx.TimeoutException as exc:
             # The ERP may have applied it; the retry carries the same key, so no second effect.
             raise errors.DeliveryTimeout(f"{where}: {type(exc).__name__}") from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise errors.ConfigError(f"{where}: {redact.redact(str(exc))}") from exc
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL, UnicodeError) as exc:
+            # UnicodeError: a host name the IDNA codec refuses; no retry makes it valid.
+            raise errors.ConfigError(
+                f"{where}: {type(exc).__name__}: {redact.redact(str(exc))}") from exc
         except httpx.TransportError as exc:
             raise errors.DeliveryUnavailable(
                 f"{where}: {type(exc).__name__}: {redact.redact(str(exc))}") from exc

@@ -102,7 +102,7 @@ async def _receive(state: SimState, path: str, request: Request) -> JSONResponse
         return answer(400, "no-idempotency-key")
     try:
         event = json.loads(body)
-        event_id, event_type = event.get("id"), event.get("type")
+        event_id, event_type, subject = event.get("id"), event.get("type"), event.get("subject")
     except (ValueError, AttributeError):
         return answer(400, "not-json")
     with state.lock:
@@ -122,7 +122,7 @@ async def _receive(state: SimState, path: str, request: Request) -> JSONResponse
         with state.lock:
             state.effects[key] = Effect(seq=len(state.effects) + 1, key=key, event_id=event_id,
                                         event_type=event_type, body_sha256=digest,
-                                        applied_at=time.time())
+                                        applied_at=time.time(), subject=subject)
     finally:
         with state.lock:
             state.in_flight.discard(key)

@@ -55,6 +55,9 @@ class Effect:
     event_type: str | None
     body_sha256: str
     applied_at: float
+    # The event's business key (its CloudEvents subject, a PO number for an 850): the same
+    # document applied under two keys shows as two effects with one subject.
+    subject: str | None = None
 
 
 @dataclass

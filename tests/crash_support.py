@@ -14,11 +14,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
+from gateway.pipeline.context import KINDS
 from gateway.store import db
 from gateway.store.models import (
     Acknowledgment,
@@ -166,6 +168,18 @@ class Gateway:
         return self.log_text().count("exited with -9")
 
 
+@dataclass
+class Held:
+    """What one worker holds: the kinds of its claimed items, and their most lost leases."""
+
+    kinds: set[str] = field(default_factory=set)
+    most_lost: int = 0
+
+    def stage(self) -> str:
+        """The stage it is running: a batch runs its kinds in pipeline order, finishing each."""
+        return min(self.kinds, key=KINDS.index)
+
+
 class Store:
     """Read-only queries on the site's store."""
 
@@ -201,6 +215,19 @@ class Store:
         with db.transaction(self.engine, write=False) as s:
             return [tuple(r) for r in s.execute(
                 select(WorkItem.kind, WorkItem.status, WorkItem.attempts))]
+
+    def held(self) -> dict[int, Held]:
+        """The claimed items by the pid of the worker holding them (from its lease owner id)."""
+        out: dict[int, Held] = {}
+        with db.transaction(self.engine, write=False) as s:
+            for owner, kind, lost in s.execute(
+                    select(WorkItem.lease_owner, WorkItem.kind, WorkItem.lost_leases)
+                    .where(WorkItem.status == WorkStatus.CLAIMED)):
+                pid = int(owner.rsplit(":", 2)[1])  # worker ids are host:pid:random
+                held = out.setdefault(pid, Held())
+                held.kinds.add(kind)
+                held.most_lost = max(held.most_lost, lost)
+        return out
 
     def dead_letters(self) -> list[DeadLetter]:
         with db.transaction(self.engine, write=False) as s:

@@ -41,7 +41,8 @@ def test_a_huge_retry_after_is_capped_and_attempts_stay_bounded(tmp_path: Path) 
                                                     "config": {"url": sim.events_url}}})
         site.drop("acme", SAMPLES / "acme-850-4010.edi")
         sim.set_fault("503", retry_after=10**20)
-        site.run("--workers", "1")
+        out = site.run("--workers", "1", expect=3)  # a retry is scheduled: work left
+        assert "left 1 work item(s) pending" in out
         first = _delivery(site)
         assert (first.status, first.attempts, first.last_status_code) == \
             (DeliveryStatus.PENDING, 1, 503)

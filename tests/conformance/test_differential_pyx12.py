@@ -12,6 +12,9 @@ nearest-map warnings) are the validator's alone and are left out here.
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -43,13 +46,17 @@ INTENDED = {
                 "(TA105 024); pyx12 counts it into the set it just closed",
     "hl-numbering": "HL01 must be unique and increasing and HL02 a parent seen before; pyx12 "
                     "also demands HL01 = previous + 1, so one duplicated HL flags every later HL",
-    "same-position": "pyx12 keeps a missing mandatory segment pending when the next segment "
-                     "has the same position number and then forgets it; we report it",
     "nearest-map": "in a version without a map of its own, what the nearest map does not know "
                    "(a segment, its place or count, an element past the last) is a warning "
                    "naming the version, since that version may allow it; pyx12 holds the set "
                    "to the nearest map",
 }
+# Reviewed against the corpus and its mutated copies (1,448 inputs, 2,278 sets compared):
+# each excuse above explained some difference there (after-se 9, legacy-date 28,
+# trailing-space 20, hl-numbering 8, missing-position 10, qualifier 10); only trailing-space
+# turned an accept into a reject (4 sets, all the padded N301 of oopfactory-adobe-cr-term).
+# A "same-position" excuse (any superset of pyx12's positions with a missing segment) was
+# dropped: it explained nothing and could have hidden a real extra rejection.
 
 
 def _mutations(data: bytes) -> list[tuple[str, bytes]]:
@@ -85,12 +92,24 @@ def _mutations(data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-def _compare(data: bytes) -> list[str]:
+@dataclass
+class Tally:
+    """What a comparison covered: inputs pyx12 could not read, sets compared, differences excused."""
+
+    unread: list[str] = field(default_factory=list)  # pyx12's reasons
+    compared: int = 0  # sets both engines gave a verdict on
+    excused: Counter[str] = field(default_factory=Counter)  # by INTENDED key
+    flips: Counter[str] = field(default_factory=Counter)  # of those, accept/reject differs
+
+
+def _compare(data: bytes, tally: Tally | None = None) -> list[str]:
     """Differences between the engines on one input, as sentences ([] when they agree)."""
+    tally = tally if tally is not None else Tally()
     try:
         theirs = pyx12_bridge.run_pyx12(data)
-    except (X12ReadError, SpecificationError):
-        return []  # pyx12 cannot read it: nothing to compare
+    except (X12ReadError, SpecificationError) as exc:
+        tally.unread.append(str(exc))
+        return []  # pyx12 cannot read it: nothing to compare (counted, see the floor test)
     ours = validator.validate(data)
     problems = []
     keys = [(ic.control_number, g.control_number, s.control_number)
@@ -104,13 +123,17 @@ def _compare(data: bytes) -> list[str]:
                     # pyx12's verdicts are keyed by ISA13/GS06/ST02: a key that occurs twice
                     # (a repeated ST02, or the same interchange twice) is ambiguous
                     continue
+                tally.compared += 1
                 content = [f for f in s.errors if f.level in ("segment", "element")
                            or (f.level == "set" and f.code in _CONTENT_SET_CODES)]
                 our_ok = not content
                 ours_at = {f.segment_position for f in content if f.segment_position}
                 theirs_at = {e.segment_position for e in t.errors if e.segment_position}
                 if our_ok != t.accepted or (not our_ok and ours_at != theirs_at):
-                    if _intended(s, t, ours_at, theirs_at):
+                    reason = _intended(s, t, ours_at, theirs_at)
+                    if reason:
+                        tally.excused[reason] += 1
+                        tally.flips[reason] += our_ok != t.accepted
                         continue
                     problems.append(
                         f"set {key}: edigw {'A' if our_ok else 'R'} at {sorted(ours_at)}, "
@@ -120,40 +143,86 @@ def _compare(data: bytes) -> list[str]:
     return problems
 
 
-def _intended(s, t, ours_at: set[int], theirs_at: set[int]) -> bool:
-    """True when the difference is one of INTENDED."""
+def _intended(s, t, ours_at: set[int], theirs_at: set[int]) -> str | None:
+    """The INTENDED key that explains the difference, or None."""
     ours_missing = {f.segment_position for f in s.errors
                     if f.level == "segment" and f.code == "3" and f.segment_position}
     shifted = {p - 1 if p in ours_missing else p for p in ours_at}
     if ours_missing and (shifted == theirs_at or shifted | ours_at >= theirs_at >= shifted):
-        return True  # missing-position
+        return "missing-position"
     noted = {f.segment_position for f in s.warnings
              if f.segment_position and "may allow it: not rejected" in f.message}
     if noted and ours_at <= theirs_at and theirs_at - ours_at <= noted:
-        return True  # nearest-map
+        return "nearest-map"
     rejected_both = not t.accepted and bool(s.errors)
     if rejected_both and all(p >= s.segment_count for p in theirs_at - ours_at) \
             and any(f.code == "4" and f.level == "set" for f in s.errors):
-        return True  # after-se
+        return "after-se"
     hl = {e.segment_position for e in t.errors if e.code in ("HL1", "HL2")}
     if rejected_both and hl and ours_at <= theirs_at and theirs_at - ours_at <= hl:
-        return True  # hl-numbering
+        return "hl-numbering"
     their_msgs = " ".join(e.message for e in t.errors)
     legacy = {e.segment_position for e in t.errors
               if "too short" in e.message and '= 6 < 8' in e.message}
     if legacy and ours_at == theirs_at - legacy:
-        return True  # legacy-date
-    if "trailing spaces" in their_msgs and not ours_at - theirs_at:
-        return True  # trailing-space
+        return "legacy-date"
+    # Only where pyx12's every extra finding is a trailing space that we warned about.
+    trailing = {e.segment_position for e in t.errors if "trailing spaces" in e.message}
+    warned = {f.segment_position for f in s.warnings if "trailing spaces" in f.message}
+    if trailing and not ours_at - theirs_at and theirs_at - ours_at <= trailing & warned:
+        return "trailing-space"
     if "not found" in their_msgs and ours_at & theirs_at:
-        return True  # qualifier: both flag the segment; pyx12 then flags more
-    return bool(ours_at and theirs_at and ours_at >= theirs_at and any(
-        f.code == "3" for f in s.errors if f.level == "segment"))  # same-position
+        return "qualifier"  # both flag the segment; pyx12 then flags more
+    return None
+
+
+@functools.cache
+def _corpus_file(path: Path) -> tuple[list[str], Tally]:
+    """One corpus file compared (once per run: the floor test counts what the others saw)."""
+    tally = Tally()
+    return _compare(path.read_bytes(), tally), tally
 
 
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_corpus_file_verdicts_match_pyx12(path: Path):
-    assert _compare(path.read_bytes()) == []
+    problems, tally = _corpus_file(path)
+    if tally.unread:
+        pytest.skip(f"nothing compared: {tally.unread[0]}")
+    assert problems == []
+
+
+# What the corpus comparison must cover (70 files in /work/shared/corpus's x12 tree: pyx12
+# reads 58 and both engines judge 87 sets in them). Below these, a change to the bridge or
+# the corpus has quietly left most of it uncompared.
+FLOOR_FILES_READ = 55
+FLOOR_SETS_COMPARED = 80
+# Every set of the corpus where the engines differ, by reason: a new difference must be
+# looked at, not absorbed by a loose excuse. (Counted with the tightened predicates.)
+CORPUS_EXCUSED = {
+    "legacy-date": 1,  # 810/staedi-two-groups-3010-4010-810-850: BEG05 040317 in a 003010 group
+    "trailing-space": 1,  # 855/oopfactory-adobe-cr-term: N301 padded with spaces; we warn
+    "missing-position": 1,  # invalid/staedi-997-empty-no-ak1-ak9: AK1/AK9 missing
+}
+
+
+def test_corpus_comparison_covers_enough():
+    """Count what the corpus comparison compared, and fail below the floor."""
+    if not CORPUS_FILES:
+        pytest.skip("no corpus")
+    total = Tally()
+    for path in CORPUS_FILES:
+        _, tally = _corpus_file(path)
+        total.unread += [f"{path.parent.name}/{path.name}: {u}" for u in tally.unread]
+        total.compared += tally.compared
+        total.excused += tally.excused
+        total.flips += tally.flips
+    read = len(CORPUS_FILES) - len(total.unread)
+    print(f"pyx12 differential: {read} of {len(CORPUS_FILES)} files read, {total.compared} "
+          f"sets compared, excused {dict(total.excused)} (accept/reject flips "
+          f"{dict(+total.flips)}); not read: {total.unread}")
+    assert read >= FLOOR_FILES_READ, total.unread
+    assert total.compared >= FLOOR_SETS_COMPARED
+    assert dict(total.excused) == CORPUS_EXCUSED
 
 
 @pytest.mark.slow
@@ -183,6 +252,7 @@ INTENDED_VERDICTS = {
                     "like any other element; pyx12 does not check it",
     "unknown-set": "a set whose ST01 names no map is rejected alone (AK502 1 or 6); pyx12 "
                    "cannot open it and counts its segments into the set before it",
+    "nearest-map": INTENDED["nearest-map"],
 }
 DIFFERENTIAL_MUTATIONS, ALL_DIFFERENTIAL_MUTATIONS = 40, 1000
 
@@ -205,6 +275,10 @@ def _intended_verdict(s, t, group_sets) -> str | None:
     if any(o.map_name is None for o in group_sets) and any(
             e.segment_id == "ST" and "not found" in e.message for e in t.errors):
         return "unknown-set"
+    noted = {f.segment_position for f in s.warnings
+             if f.segment_position and "may allow it: not rejected" in f.message}
+    if s.accepted and at and noted and {p for p in at if p is not None} <= noted:
+        return "nearest-map"
     return None
 
 

@@ -133,3 +133,22 @@ def test_dlq_takes_the_store_from_c(store: str, tmp_path: Path) -> None:
     assert r.exit_code == 0 and "DeliveryRejected" in r.output, r.output
     r = runner.invoke(app, ["dlq", "list", "-c", str(tmp_path / "missing.yaml")])
     assert r.exit_code == 2 and "missing.yaml: no such file" in r.stderr
+
+
+def test_discard_and_dry_run_of_a_missing_dead_letter_change_nothing(store: str) -> None:
+    engine = db.make_engine(store)
+    [kept] = seed.seed_many(engine, 1)
+    r = run(store, "dlq", "discard", "999", "--reason", "gone")
+    assert (r.exit_code, r.output) == (1, "999: not-found: no dead letter 999\n")
+    r = run(store, "dlq", "replay", "999", "--dry-run", "-f", "json")
+    assert r.exit_code == 1, r.output
+    assert [(o["dead_letter_id"], o["result"], o["detail"]) for o in json.loads(r.output)] == [
+        (999, "not-found", "no dead letter 999")]
+    # A dry run of a real one and a missing one: the real one is reported, so exit 0.
+    r = run(store, "dlq", "replay", str(kept), "999", "--dry-run", "-f", "json")
+    assert r.exit_code == 0, r.output
+    assert [o["result"] for o in json.loads(r.output)] == ["would-replay", "not-found"]
+    with db.transaction(engine, write=False) as s:
+        assert list(s.scalars(select(Audit))) == []  # nothing done, nothing audited
+    assert json.loads(run(store, "dlq", "show", str(kept), "-f", "json").output)["status"] == \
+        "parked"

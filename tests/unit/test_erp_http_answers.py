@@ -90,3 +90,36 @@ def test_timeouts_default_to_connect_5_and_read_30(out: HttpOutput) -> None:
     timeout = out._client.timeout
     out.close()
     assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (5, 30, 30, 5)
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("ftp://127.0.0.1/events", "scheme should be 'http' or 'https'"),
+    ("127.0.0.1/events", "relative URL without a base"),
+    ("http://127.0.0.1:99999/events", "invalid port"),
+    # The URL parser takes these; the resolver's IDNA encoding would fail on every send.
+    ("http://" + "a" * 64 + ".test/events", "1 to 63 characters"),
+    ("http://erp..test/events", "1 to 63 characters"),
+])
+def test_an_invalid_erp_url_is_refused_when_the_output_is_built(url: str, why: str) -> None:
+    with pytest.raises(errors.ConfigError, match=f"output http: invalid settings: url: .*{why}"):
+        registry.build_output("http", {"url": url})
+
+
+@pytest.mark.parametrize("refusal", [
+    httpx.UnsupportedProtocol("Request URL has an unsupported protocol 'gopher://'."),
+    httpx.InvalidURL("Invalid non-printable ASCII character in URL"),
+    UnicodeError("encoding with 'idna' codec failed (UnicodeError: label too long)"),
+])
+def test_a_url_refused_at_send_time_is_a_config_error_not_a_retry(
+        out: HttpOutput, monkeypatch: pytest.MonkeyPatch, refusal: Exception) -> None:
+    out.connect()
+    assert out._client is not None
+
+    def refuse(*args: object, **kwargs: object) -> httpx.Response:
+        raise refusal
+
+    monkeypatch.setattr(out._client, "post", refuse)
+    with pytest.raises(errors.ConfigError, match=type(refusal).__name__) as caught:
+        out.write(event())
+    assert isinstance(caught.value, errors.PermanentError)  # dead-lettered, never retried
+    assert caught.value.__cause__ is refusal

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -83,13 +85,28 @@ def test_conditions() -> None:
 
 def test_crash_points_are_named_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     crash._armed.cache_clear()
-    monkeypatch.setenv("EDIGW_CRASH_AT", "after_claim:0, during_ack_write:0.5")
+    monkeypatch.setenv("EDIGW_CRASH", "after_claim:3, during_ack_write")
+    killed: list[tuple[int, int]] = []
+    monkeypatch.setattr(crash.os, "kill", lambda pid, sig: killed.append((pid, sig)))
+    monkeypatch.setattr(crash, "_passes", crash.collections.Counter())
     try:
-        assert crash._armed() == {"after_claim": 0.0, "during_ack_write": 0.5}
-        crash.point("after_claim")  # probability 0: never fires
-        crash._armed.cache_clear()
-        monkeypatch.setenv("EDIGW_CRASH_AT", "after_lunch")
-        with pytest.raises(ValueError, match="unknown crash point 'after_lunch'"):
-            crash._armed()
+        assert crash._armed() == {"after_claim": 3, "during_ack_write": 1}
+        crash.point("after_commit_before_archive")  # not armed: never fires
+        crash.point("after_claim")
+        crash.point("after_claim")
+        assert killed == []
+        crash.point("after_claim")  # the third pass
+        assert killed == [(os.getpid(), signal.SIGKILL)]
+        crash.point("after_claim")  # a process that lived on (here) dies once only
+        crash.point("during_ack_write")
+        assert len(killed) == 2
+        for bad, match in (("after_lunch", "unknown crash point 'after_lunch'"),
+                           ("after_claim:0", "whole number from 1"),
+                           ("after_claim:0.5", "whole number from 1"),
+                           ("after_claim:\u00b2", "whole number from 1")):
+            crash._armed.cache_clear()
+            monkeypatch.setenv("EDIGW_CRASH", bad)
+            with pytest.raises(ValueError, match=match):
+                crash._armed()
     finally:
         crash._armed.cache_clear()
