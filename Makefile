@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-slow lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m mappings.x12.mapgen --check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+## test-slow: the long runs kept out of the PR suite (1,000 mutations against pyx12, ...)
+test-slow: $(BIN)/.installed
+	$(BIN)/python -m pytest -m slow
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -225,7 +225,6 @@ def test_corpus_comparison_covers_enough():
     assert dict(total.excused) == CORPUS_EXCUSED
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", [p for p in CORPUS_FILES if p.parent.name != "invalid"],
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_mutated_copies_match_pyx12(path: Path):
