@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gateway.pipeline import crash, parking
 from gateway.pipeline.context import Context
-from gateway.store import claims, db, receive
+from gateway.store import claims, db, payloads, receive
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,14 @@ class FolderInbox:
 
     def take_many(self, files: list[tuple[str, Path]]) -> list[Taken]:
         """Receive files: store each and enqueue its validate in one commit, then archive them."""
-        read: list[tuple[str, Path, bytes]] = []
+        read: list[tuple[str, Path, bytes | payloads.Stored]] = []
         for partner, path in files:
             try:
-                read.append((partner, path, path.read_bytes()))
+                read.append((partner, path, _read(self.ctx, path)))
             except FileNotFoundError:
                 continue  # moved away by another poller
+            except payloads.ChangedWhileRead as exc:
+                log.warning("%s; taken at a later poll", exc)
         crash.point("after_download_before_commit")
         taken = []
         with db.transaction(self.ctx.engine) as s:
@@ -127,6 +129,15 @@ class FolderInbox:
 
     def _channel(self, partner: str) -> str:
         return f"folder:{self.root / partner}"
+
+
+def _read(ctx: Context, path: Path) -> bytes | payloads.Stored:
+    """A small file's bytes; a large one stored part by part (its parts committed already)."""
+    if path.stat().st_size <= payloads.PART_BYTES:
+        return path.read_bytes()
+    # One short transaction per part, so that a large file neither waits in memory nor
+    # holds SQLite's write lock while it is written; the message commits it below.
+    return payloads.store_file(ctx.engine, path)
 
 
 def _archive(path: Path, folder: str) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,7 +39,7 @@ from gateway.store.models import (
 from mappings import translate
 from mappings.x12 import acks, validator
 from mappings.x12.reader import X12Reader
-from mappings.x12.results import InterchangeResult
+from mappings.x12.results import FileResult, InterchangeResult
 
 Stage = Callable[[Context, Session, WorkItem], None]
 # Interchanges whose sets go on to mapping: new ones, and quarantined ones an operator let through.
@@ -58,7 +58,7 @@ def message_of(session: Session, item: WorkItem) -> Message:
     return msg
 
 
-def _park(session: Session, item: WorkItem, msg: Message, reason: str, *,
+def park_item(session: Session, item: WorkItem, msg: Message, reason: str, *,
           error: BaseException | None = None, dead: bool = True) -> None:
     parking.park(session, stage=item.kind, reason=reason, message_id=msg.id,
                  work_item_id=item.id, endpoint=f"partner:{msg.partner}", error=error,
@@ -76,21 +76,28 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
     data = receive.payload(session, msg.payload_sha256)
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
-        _park(session, item, msg, f"unknown partner {msg.partner!r}: no "
+        park_item(session, item, msg, f"unknown partner {msg.partner!r}: no "
               f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
         return
     result = validator.validate(data, path=msg.source_name,
                                 max_bytes=ctx.settings.max_input_bytes)
+    settle_validation(ctx, session, item, msg, partner, result, lambda: interchange_digests(data))
+
+
+def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Message,
+                      partner: Partner, result: FileResult,
+                      digests_of: Callable[[], dict[int, str]]) -> None:
+    """What validation found, kept: interchanges judged, acks built, map and ack enqueued."""
     if not result.readable or not result.interchanges:
         why = result.read_error or "no interchange (ISA) found"
-        _park(session, item, msg, f"cannot be read as X12: {why}")
+        park_item(session, item, msg, f"cannot be read as X12: {why}")
         return
     problem = _sender_problem(ctx, partner, result.interchanges)
     if problem:
         # No acknowledgment either: we do not answer senders we do not know.
-        _park(session, item, msg, problem)
+        park_item(session, item, msg, problem)
         return
-    digests = interchange_digests(data)
+    digests = digests_of()
     earlier = session.scalars(select(Interchange).where(Interchange.message_id == msg.id)
                               .order_by(Interchange.id)).all()
     numbers = SessionControlNumbers(session, scope=f"partner:{partner.id}")
@@ -128,10 +135,10 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
         enqueue_once(session, "map", message_id=msg.id)
         ctx.keep_validated(msg.payload_sha256, result)
     if held:
-        _park(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
+        park_item(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
         msg.status = MessageStatus.QUARANTINED
     if rejected:
-        _park(session, item, msg, "rejected by validation: " + "; ".join(rejected[:20]),
+        park_item(session, item, msg, "rejected by validation: " + "; ".join(rejected[:20]),
               dead=not to_map)
     if not to_map and not held and not rejected:
         msg.status = MessageStatus.DONE  # nothing to map: inbound acks, or duplicates only
@@ -161,7 +168,7 @@ def _sender_problem(ctx: Context, partner: Partner,
     return None
 
 
-def interchange_digests(data: bytes) -> dict[int, str]:
+def interchange_digests(data: bytes | BinaryIO) -> dict[int, str]:
     """A content hash of each interchange, by its place in the file, delimiters aside."""
     hashes: list[Any] = []
     try:
@@ -209,8 +216,7 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         raise MissingInput(f"unknown partner {msg.partner!r}")
-    passed = set(session.scalars(select(Interchange.isa13).where(
-        Interchange.message_id == msg.id, Interchange.status.in_(PASSED))))
+    passed = passed_interchanges(session, msg.id)
     refs = {k: str(v.resolve()) for k, v in partner.mappings.items()}
     data = receive.payload(session, msg.payload_sha256)
     # The event time is the arrival, not now, so that mapping again gives the same event.
@@ -233,10 +239,16 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     if failed:
         reason = "; ".join(f"set {r.set_id} {r.x12control} (line {r.line}): {r.reason}"
                            for r in failed[:10])
-        _park(session, item, msg, f"mapping failed: {reason}", error=failed[0].error,
+        park_item(session, item, msg, f"mapping failed: {reason}", error=failed[0].error,
               dead=not made)
     elif not made:
         msg.status = MessageStatus.DONE
+
+
+def passed_interchanges(session: Session, message_id: int) -> set[str]:
+    """The ISA13s of the message's interchanges whose sets go on to mapping."""
+    return set(session.scalars(select(Interchange.isa13).where(
+        Interchange.message_id == message_id, Interchange.status.in_(PASSED))))
 
 
 def store_event(session: Session, msg: Message, event: CloudEvent) -> None:
@@ -274,7 +286,7 @@ def route(ctx: Context, session: Session, item: WorkItem) -> None:
             if delivery.status == DeliveryStatus.PENDING:
                 enqueue_once(session, "deliver", message_id=msg.id, delivery_id=delivery.id)
     if unrouted:
-        _park(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
+        park_item(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
               dead=len(unrouted) == len(events))
     elif events:
         msg.status = MessageStatus.DONE

@@ -1,0 +1,173 @@
+"""The transactional stages for a large message: set by set, in short transactions.
+
+A message whose payload is kept in several parts (over a megabyte) would hold SQLite's
+write lock, and its whole payload, events and results in memory, for as long as one
+transaction of validate, map or route takes on it: minutes for 100 MB. Here each stage
+reads the payload a part at a time outside any write transaction, and writes its output
+a page at a time, each page in its own short transaction that first checks the item is
+still this worker's (and extends its lease). The last transaction writes what is left,
+enqueues the next stage and completes the item, as the batched stages do in their one.
+
+A crash between pages leaves the pages written so far; the item comes back when its
+lease runs out and runs again from the start, and every page it writes again is keyed
+(events by event id, deliveries by event and destination) so nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from canonical.envelope import Event as CloudEvent
+from gateway.pipeline import routing, stages
+from gateway.pipeline.context import Context
+from gateway.pipeline.queue import enqueue_once
+from gateway.store import claims, db, events, payloads
+from gateway.store.models import Message, MessageStatus, WorkItem
+from mappings import translate
+from mappings.x12 import validator
+from mappings.x12.results import FileResult
+
+Streamed = Callable[[Context, WorkItem, str], None]
+# A page is written when it has this many events, or when this long went into making it:
+# each transaction stays well under a second, and memory holds one page.
+PAGE_EVENTS = 500
+PAGE_SECONDS = 0.5
+# Events routed per transaction.
+ROUTE_PAGE = 500
+
+
+def _begin(ctx: Context, item: WorkItem) -> tuple[Message, str]:
+    """The item's message (read only) and its payload's digest."""
+    with db.transaction(ctx.engine, write=False) as s:
+        msg = stages.message_of(s, item)
+        return msg, msg.payload_sha256
+
+
+def _finish(ctx: Context, item: WorkItem, worker: str,
+            last: Callable[[Session, WorkItem, Message], None]) -> None:
+    """The last transaction: the stage's remaining output, then the item completed."""
+    with db.transaction(ctx.engine) as s:
+        current = s.get(WorkItem, item.id)
+        assert current is not None
+        msg = stages.message_of(s, current)
+        last(s, current, msg)
+        claims.complete(s, worker, [item.id])
+
+
+def _validated(ctx: Context, msg: Message) -> FileResult:
+    return validator.validate(payloads.open_payload(ctx.engine, msg.payload_sha256),
+                              path=msg.source_name, max_bytes=ctx.settings.max_input_bytes)
+
+
+def validate(ctx: Context, item: WorkItem, worker: str) -> None:
+    """stages.validate, with the file read twice a part at a time before the one commit."""
+    msg, digest = _begin(ctx, item)
+    partner = ctx.partners.by_id.get(msg.partner)
+    result = _validated(ctx, msg) if partner is not None else None
+    digests = (stages.interchange_digests(payloads.open_payload(ctx.engine, digest))
+               if result is not None and result.readable else {})
+
+    def last(s: Session, current: WorkItem, m: Message) -> None:
+        m.stage, m.status = "validate", MessageStatus.PROCESSING
+        if partner is None or result is None:
+            stages.park_item(s, current, m, f"unknown partner {m.partner!r}: no "
+                         f"{ctx.settings.partners_folder}/{m.partner}.yaml")
+            return
+        stages.settle_validation(ctx, s, current, m, partner, result, lambda: digests)
+
+    _finish(ctx, item, worker, last)
+
+
+def map_(ctx: Context, item: WorkItem, worker: str) -> None:
+    """stages.map_, a page of events per transaction."""
+    msg, digest = _begin(ctx, item)
+    partner = ctx.partners.by_id.get(msg.partner)
+    if partner is None:
+        raise stages.MissingInput(f"unknown partner {msg.partner!r}")
+    with db.transaction(ctx.engine, write=False) as s:
+        passed = stages.passed_interchanges(s, msg.id)
+    refs = {k: str(v.resolve()) for k, v in partner.mappings.items()}
+    validated = ctx.validated.pop(digest, None) or _validated(ctx, msg)
+    lease = ctx.settings.workers.lease_seconds
+    made, failed, failures = 0, 0, []
+    page: list[CloudEvent] = []
+    started = time.monotonic()
+
+    def write(s: Session, page: list[CloudEvent]) -> None:
+        claims.hold(s, worker, item.id, lease)
+        events.add_events(s, msg.id, msg.partner, page)
+
+    results = translate.iter_translate_x12(
+        payloads.open_payload(ctx.engine, digest), partner=partner.id, partners=refs,
+        time=msg.received_at, validated=validated)
+    for r in results:
+        if r.x12control.split(".")[0].strip() not in passed:
+            continue
+        if r.status == "translated" and r.event is not None:
+            page.append(r.event)
+            made += 1
+        elif r.status == "failed":
+            failed += 1
+            if len(failures) < 10:
+                failures.append(r)
+        if len(page) >= PAGE_EVENTS or (page and time.monotonic() - started > PAGE_SECONDS):
+            with db.transaction(ctx.engine) as s:
+                write(s, page)
+            page, started = [], time.monotonic()
+    del results, validated  # the validation result of every set: not kept past here
+
+    def last(s: Session, current: WorkItem, m: Message) -> None:
+        m.stage = "map"
+        write(s, page)
+        if made:
+            enqueue_once(s, "route", message_id=m.id)
+        if failures:
+            reason = "; ".join(f"set {r.set_id} {r.x12control} (line {r.line}): {r.reason}"
+                               for r in failures)
+            more = f" (and {failed - len(failures)} more)" if failed > len(failures) else ""
+            stages.park_item(s, current, m, f"mapping failed: {reason}{more}",
+                         error=failures[0].error, dead=not made)
+        elif not made:
+            m.status = MessageStatus.DONE
+
+    _finish(ctx, item, worker, last)
+
+
+def route(ctx: Context, item: WorkItem, worker: str) -> None:
+    """stages.route, a page of events per transaction (their deliver items enqueued with them)."""
+    msg, _ = _begin(ctx, item)
+    lease = ctx.settings.workers.lease_seconds
+    after, seen, unrouted, unrouted_count = 0, 0, [], 0
+    while True:
+        with db.transaction(ctx.engine) as s:
+            claims.hold(s, worker, item.id, lease)
+            rows = events.page(s, msg.id, after, ROUTE_PAGE)
+            targets = []
+            for _, event_id, type_, envelope in rows:
+                found = routing.destinations(ctx.settings.routes, envelope)
+                if not found:
+                    unrouted_count += 1
+                    if len(unrouted) < 20:
+                        unrouted.append(f"{type_} {event_id}")
+                targets += [(event_id, d) for d in found]
+            events.add_deliveries(s, msg.id, targets)
+        if not rows:
+            break
+        seen += len(rows)
+        after = rows[-1][0]
+
+    def last(s: Session, current: WorkItem, m: Message) -> None:
+        m.stage = "route"
+        if unrouted:
+            stages.park_item(s, current, m, "no route matches: " + ", ".join(unrouted),
+                             dead=unrouted_count == seen)
+        elif seen:
+            m.status = MessageStatus.DONE
+
+    _finish(ctx, item, worker, last)
+
+
+STREAMED: dict[str, Streamed] = {"validate": validate, "map": map_, "route": route}
