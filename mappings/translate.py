@@ -23,6 +23,7 @@ from canonical.errors import (
     X12ReadError,
 )
 from mappings.language import CompiledMapping, load_mapping
+from mappings.sources.x12_tree import build_tree
 from mappings.x12 import specs, validator
 from mappings.x12.reader import Segment, X12Reader
 from mappings.x12.results import FileResult, Finding
@@ -196,7 +197,11 @@ def _translate_set(st: X12Set, verdict: tuple[bool, list[Finding], str] | None,
     try:
         mapping = cache.get(path) or cache.setdefault(path, _load(path))
         spec = mapping.x12_spec(set_id, st.version or None)
-        data = mapping.map_x12(st.segments, spec, component=st.component)
+        tree = build_tree(st.segments, spec, component=st.component)
+        try:
+            data = mapping.map_x12(tree)
+        finally:
+            tree.release()
         event_type = mapping.event or ""
         _check(event_type, data, mapping, st)
         result.event = envelope.make_event(

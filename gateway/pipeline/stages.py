@@ -24,11 +24,10 @@ from gateway.pipeline import parking, routing
 from gateway.pipeline.context import Context
 from gateway.pipeline.queue import enqueue_once
 from gateway.store import db, receive
+from gateway.store import events as store_events
 from gateway.store.control_numbers import SessionControlNumbers
 from gateway.store.models import (
     Acknowledgment,
-    Delivery,
-    DeliveryStatus,
     Event,
     Interchange,
     InterchangeStatus,
@@ -268,23 +267,14 @@ def route(ctx: Context, session: Session, item: WorkItem) -> None:
     msg.stage = "route"
     events = session.scalars(select(Event).where(Event.message_id == msg.id)
                              .order_by(Event.id)).all()
-    dialect = sqlite if db.is_sqlite(session) else postgresql
-    unrouted = []
+    unrouted, pairs = [], []
     for ev in events:
         targets = routing.destinations(ctx.settings.routes, ev.envelope)
         if not targets:
             unrouted.append(f"{ev.type} {ev.event_id}")
-            continue
-        for dest in targets:
-            session.execute(dialect.insert(Delivery).values(
-                event_id=ev.event_id, destination=dest, status=DeliveryStatus.PENDING,
-                attempts=0, next_attempt_at=db.utcnow(), created_at=db.utcnow(),
-                updated_at=db.utcnow())
-                .on_conflict_do_nothing(index_elements=[Delivery.event_id, Delivery.destination]))
-            delivery = session.scalars(select(Delivery).where(
-                Delivery.event_id == ev.event_id, Delivery.destination == dest)).one()
-            if delivery.status == DeliveryStatus.PENDING:
-                enqueue_once(session, "deliver", message_id=msg.id, delivery_id=delivery.id)
+        pairs += [(ev.event_id, dest) for dest in targets]
+    # Set-based: a per-delivery look-up of waiting items grew with the square of the sets.
+    store_events.add_deliveries(session, msg.id, pairs)
     if unrouted:
         park_item(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
               dead=len(unrouted) == len(events))

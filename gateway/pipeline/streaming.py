@@ -33,10 +33,10 @@ from mappings.x12.results import FileResult
 Streamed = Callable[[Context, WorkItem, str], None]
 # A page is written when it has this many events, or when this long went into making it:
 # each transaction stays well under a second, and memory holds one page.
-PAGE_EVENTS = 500
+PAGE_EVENTS = 200
 PAGE_SECONDS = 0.5
 # Events routed per transaction.
-ROUTE_PAGE = 500
+ROUTE_PAGE = 200
 
 
 def _begin(ctx: Context, item: WorkItem) -> tuple[Message, str]:
