@@ -3,7 +3,9 @@
 A file is taken once it has not changed for `stable_for` seconds (the partner may still
 be writing it). Its bytes are stored and its validate item enqueued in one transaction
 (with those of the other files of the same poll, up to inbound.folder.batch); only after
-that commit is the file moved to .done/. A crash in between leaves the file
+that commit is the file moved to .done/. A file over a megabyte has its further parts
+stored first, one short transaction each (gateway/store/payloads.py), so that the
+commit holds a megabyte at most. A crash in between leaves the file
 in place, and reading it again finds the same message (same partner, same bytes): no
 second message, no second effect. The partner is the folder's name; the validate stage
 checks the ISA sender against it.

@@ -10,7 +10,7 @@ before they are made, and the next stage is enqueued only once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
@@ -85,20 +85,24 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
 
 def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Message,
                       partner: Partner, result: FileResult,
-                      digests_of: Callable[[], dict[int, str]]) -> None:
-    """What validation found, kept: interchanges judged, acks built, map and ack enqueued."""
+                      digests_of: Callable[[], dict[int, str]],
+                      prebuilt: Mapping[int, acks.AckBatch] | None = None) -> None:
+    """What validation found, kept: interchanges judged, acks built, map and ack enqueued.
+
+    prebuilt: the acks of interchange n (by place in the file), when they were built
+    before this transaction (a large file's: see streaming.validate).
+    """
     if not result.readable or not result.interchanges:
         why = result.read_error or "no interchange (ISA) found"
         park_item(session, item, msg, f"cannot be read as X12: {why}")
         return
-    problem = _sender_problem(ctx, partner, result.interchanges)
+    problem = sender_problem(ctx, partner, result.interchanges)
     if problem:
         # No acknowledgment either: we do not answer senders we do not know.
         park_item(session, item, msg, problem)
         return
     digests = digests_of()
-    earlier = session.scalars(select(Interchange).where(Interchange.message_id == msg.id)
-                              .order_by(Interchange.id)).all()
+    earlier = recorded_interchanges(session, msg.id)
     numbers = SessionControlNumbers(session, scope=f"partner:{partner.id}")
     rejected: list[str] = []
     held: list[str] = []
@@ -112,7 +116,8 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
             held.append(f"interchange {ic.control_number} is {row.status}: the same ISA13 "
                         f"came before with other content (interchange #{row.duplicate_of_id})")
             continue
-        _acknowledge(session, msg, partner, ic, row, numbers)
+        _acknowledge(session, msg, partner, ic, row, numbers,
+                     prebuilt.get(n) if prebuilt is not None else None)
         if not ic.accepted:
             rejected.append(f"interchange {ic.control_number}: TA1 {ic.ta1_ack_code} "
                             f"{ic.ta1_note_code}: {_words(ic.errors)}")
@@ -148,7 +153,13 @@ def _words(findings: list[Any]) -> str:
                      else f.message for f in findings[:5]) or "rejected"
 
 
-def _sender_problem(ctx: Context, partner: Partner,
+def recorded_interchanges(session: Session, message_id: int) -> list[Interchange]:
+    """The message's interchanges as a validation recorded them, in file order."""
+    return list(session.scalars(select(Interchange).where(Interchange.message_id == message_id)
+                                .order_by(Interchange.id)))
+
+
+def sender_problem(ctx: Context, partner: Partner,
                     interchanges: list[InterchangeResult]) -> str | None:
     unknown, elsewhere = [], []
     for ic in interchanges:
@@ -190,12 +201,14 @@ def _record(session: Session, msg: Message, ic: InterchangeResult, digest: str) 
 
 
 def _acknowledge(session: Session, msg: Message, partner: Partner, ic: InterchangeResult,
-                 row: Interchange, numbers: SessionControlNumbers) -> None:
+                 row: Interchange, numbers: SessionControlNumbers,
+                 batch: acks.AckBatch | None = None) -> None:
     """Build and keep the interchange's TA1/997/999 once (a replay finds them made)."""
     if session.scalar(select(Acknowledgment.id)
                       .where(Acknowledgment.interchange_id == row.id).limit(1)):
         return
-    batch = acks.build_acknowledgments(ic, numbers, db.utcnow())
+    if batch is None:
+        batch = acks.build_acknowledgments(ic, numbers, db.utcnow())
     for ack in batch:
         digest = receive.store_payload(session, ack.text.encode("ascii"))
         session.add(Acknowledgment(

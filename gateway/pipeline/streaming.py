@@ -21,13 +21,15 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from canonical.envelope import Event as CloudEvent
+from gateway.partners import Partner
 from gateway.pipeline import routing, stages
 from gateway.pipeline.context import Context
 from gateway.pipeline.queue import enqueue_once
 from gateway.store import claims, db, events, payloads
+from gateway.store.control_numbers import StoreControlNumbers
 from gateway.store.models import Message, MessageStatus, WorkItem
 from mappings import translate
-from mappings.x12 import validator
+from mappings.x12 import acks, validator
 from mappings.x12.results import FileResult
 
 Streamed = Callable[[Context, WorkItem, str], None]
@@ -69,6 +71,8 @@ def validate(ctx: Context, item: WorkItem, worker: str) -> None:
     result = _validated(ctx, msg) if partner is not None else None
     digests = (stages.interchange_digests(payloads.open_payload(ctx.engine, digest))
                if result is not None and result.readable else {})
+    prebuilt = (_acknowledgments(ctx, msg, partner, result)
+                if partner is not None and result is not None else None)
 
     def last(s: Session, current: WorkItem, m: Message) -> None:
         m.stage, m.status = "validate", MessageStatus.PROCESSING
@@ -76,9 +80,32 @@ def validate(ctx: Context, item: WorkItem, worker: str) -> None:
             stages.park_item(s, current, m, f"unknown partner {m.partner!r}: no "
                          f"{ctx.settings.partners_folder}/{m.partner}.yaml")
             return
-        stages.settle_validation(ctx, s, current, m, partner, result, lambda: digests)
+        stages.settle_validation(ctx, s, current, m, partner, result, lambda: digests,
+                                 prebuilt)
 
     _finish(ctx, item, worker, last)
+
+
+def _acknowledgments(ctx: Context, msg: Message, partner: Partner,
+                     result: FileResult) -> dict[int, acks.AckBatch] | None:
+    """The acks of each interchange, built before the transaction that keeps them.
+
+    A 997 answering every set of a large group takes seconds to build, too long to hold
+    the write lock for; so its control numbers are taken each in a short commit of its
+    own (StoreControlNumbers) and the text is built outside. Numbers of acks that end up
+    not kept (the interchange turns out a duplicate, or the stage fails) are skipped,
+    never reused. None (build them in the transaction, as for a small file) when the
+    message has interchanges recorded already: a replay, whose acks were made then.
+    """
+    if not result.readable or stages.sender_problem(ctx, partner, result.interchanges):
+        return None
+    with db.transaction(ctx.engine, write=False) as s:
+        if stages.recorded_interchanges(s, msg.id):
+            return None
+    numbers = StoreControlNumbers(ctx.engine, scope=f"partner:{partner.id}")
+    now = db.utcnow()
+    return {n: acks.build_acknowledgments(ic, numbers, now)
+            for n, ic in enumerate(result.interchanges)}
 
 
 def map_(ctx: Context, item: WorkItem, worker: str) -> None:

@@ -14,6 +14,7 @@ canonical.errors.InputTooLarge, which escapes so the caller can refuse the input
 from __future__ import annotations
 
 import os
+import sys
 from typing import BinaryIO
 
 from canonical.errors import InputTooLarge, SpecificationError, X12ReadError
@@ -481,7 +482,9 @@ class _Run:
         if self.set is not None:
             self.close_set(None)
         g = self.group
-        set_id, control = seg.get(1), seg.get(2)
+        # Interned, like the map name below: a result is kept per set until the file is
+        # mapped, and a 100 MB file has 100,000s of sets of the same few ids.
+        set_id, control = sys.intern(seg.get(1)), seg.get(2)
         sr = SetResult(set_id=set_id, control_number=control, line=seg.line,
                        file_position=seg.position, implementation=seg.get(3) or None)
         g.sets.append(sr)
@@ -499,7 +502,7 @@ class _Run:
         self.set = st
         sr.segment_count = 1
         if spec is not None:
-            sr.map_name = spec.map_name
+            sr.map_name = sys.intern(spec.map_name)
         if not set_id or not set_id.isdigit() or len(set_id) != 3:
             st.add(self.set_finding("6", f"ST01 transaction set id {set_id!r} is missing or "
                                     f"invalid", seg))
