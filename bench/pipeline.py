@@ -142,6 +142,7 @@ class Cell:
     large_bytes: int = 0  # the one file's size, for the large-file cell
     peak_rss: int = 0  # the largest gateway process's peak RSS, bytes
     lock_wait: float = 0.0  # the longest wait of a small write meanwhile, seconds
+    lock_at: float = 0.0  # when that wait began, seconds after the drop
 
     @property
     def rate(self) -> float:
@@ -212,6 +213,7 @@ class LockProbe:
                               sa.Column("id", sa.Integer, primary_key=True))
         self.table.create(self.engine)
         self.longest, self.count, self.failed = 0.0, 0, 0
+        self.began, self.longest_at = time.perf_counter(), 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -232,7 +234,9 @@ class LockProbe:
                     s.execute(self.table.insert().values())
             except Exception:  # db.StoreBusy: the lock was held past the store's retries
                 self.failed += 1
-            self.longest = max(self.longest, time.perf_counter() - started)
+            waited = time.perf_counter() - started
+            if waited > self.longest:
+                self.longest, self.longest_at = waited, started - self.began
             self.count += 1
 
 
@@ -283,7 +287,7 @@ def run_cell(cell: Cell, url: str, root: Path, next_icn: int) -> int:
                 large.rename(inbox / large.name)  # whole at once, as _drop does
                 with LockProbe(url) as probe:
                     _wait(sim.state, expected + 1, proc, LARGE_TIMEOUT)
-                cell.lock_wait = probe.longest
+                cell.lock_wait, cell.lock_at = probe.longest, probe.longest_at
                 cell.note = (f"{probe.failed} of {probe.count} probe writes failed"
                              if probe.failed else "")
             else:
@@ -376,6 +380,7 @@ def main() -> None:
                   f"{cell.ratio:>6.2f}x  one {cell.large_bytes / 1e6:.1f} MB file: peak RSS "
                   f"{cell.peak_rss / 2**20:.0f} MB < {LARGE_RSS_LIMIT / 2**20:.0f} MB; "
                   f"longest wait of a write meanwhile {cell.lock_wait:.2f} s "
+                  f"({cell.lock_at:.0f} s after the drop) "
                   f"{verdict}{'  ' + cell.note if cell.note else ''}", flush=True)
         for store, workers in plan:
             for per_file, files in sizes:

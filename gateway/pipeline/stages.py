@@ -86,11 +86,13 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
 def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Message,
                       partner: Partner, result: FileResult,
                       digests_of: Callable[[], dict[int, str]],
-                      prebuilt: Mapping[int, acks.AckBatch] | None = None) -> None:
+                      prebuilt: Mapping[int, acks.AckBatch] | None = None,
+                      large: bool = False) -> None:
     """What validation found, kept: interchanges judged, acks built, map and ack enqueued.
 
     prebuilt: the acks of interchange n (by place in the file), when they were built
-    before this transaction (a large file's: see streaming.validate).
+    before this transaction (a large file's: see streaming.validate); large: the
+    message streams (see Context.keep_validated).
     """
     if not result.readable or not result.interchanges:
         why = result.read_error or "no interchange (ISA) found"
@@ -137,7 +139,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
         enqueue_once(session, "ack", message_id=msg.id)
     if to_map:
         enqueue_once(session, "map", message_id=msg.id)
-        ctx.keep_validated(msg.payload_sha256, result)
+        ctx.keep_validated(msg.payload_sha256, result, large=large)
     if held:
         park_item(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
         msg.status = MessageStatus.QUARANTINED

@@ -15,6 +15,7 @@ lease runs out and runs again from the start, and every page it writes again is 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -34,11 +35,16 @@ from mappings.x12.results import FileResult
 
 Streamed = Callable[[Context, WorkItem, str], None]
 # A page is written when it has this many events, or when this long went into making it:
-# each transaction stays well under a second, and memory holds one page.
-PAGE_EVENTS = 200
+# each transaction stays well under a second, and memory holds one page (an event of a
+# 100-line order is some 200 KB as Python objects).
+PAGE_EVENTS = 50
 PAGE_SECONDS = 0.5
+# After each page's commit the stage waits as long as the commit's transaction took, at
+# most this long: a writer that begins again at once can keep SQLite's write lock from
+# the API and other workers for good, however short each of its transactions.
+PAUSE_MAX = 0.2
 # Events routed per transaction.
-ROUTE_PAGE = 200
+ROUTE_PAGE = 50
 
 
 def _begin(ctx: Context, item: WorkItem) -> tuple[Message, str]:
@@ -46,6 +52,14 @@ def _begin(ctx: Context, item: WorkItem) -> tuple[Message, str]:
     with db.transaction(ctx.engine, write=False) as s:
         msg = stages.message_of(s, item)
         return msg, msg.payload_sha256
+
+
+def _write_page(ctx: Context, write: Callable[[Session], None]) -> None:
+    """One page's short write transaction, then a pause as long as it held the lock."""
+    started = time.monotonic()
+    with db.transaction(ctx.engine) as s:
+        write(s)
+    time.sleep(min(time.monotonic() - started, PAUSE_MAX))
 
 
 def _finish(ctx: Context, item: WorkItem, worker: str,
@@ -81,7 +95,7 @@ def validate(ctx: Context, item: WorkItem, worker: str) -> None:
                          f"{ctx.settings.partners_folder}/{m.partner}.yaml")
             return
         stages.settle_validation(ctx, s, current, m, partner, result, lambda: digests,
-                                 prebuilt)
+                                 prebuilt, large=True)
 
     _finish(ctx, item, worker, last)
 
@@ -141,8 +155,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
             if len(failures) < 10:
                 failures.append(r)
         if len(page) >= PAGE_EVENTS or (page and time.monotonic() - started > PAGE_SECONDS):
-            with db.transaction(ctx.engine) as s:
-                write(s, page)
+            _write_page(ctx, functools.partial(write, page=page))
             page, started = [], time.monotonic()
     del results, validated  # the validation result of every set: not kept past here
 
@@ -169,20 +182,25 @@ def route(ctx: Context, item: WorkItem, worker: str) -> None:
     lease = ctx.settings.workers.lease_seconds
     after, seen, unrouted, unrouted_count = 0, 0, [], 0
     while True:
-        with db.transaction(ctx.engine) as s:
-            claims.hold(s, worker, item.id, lease)
+        # Read and routed outside the write transaction, which then only inserts.
+        with db.transaction(ctx.engine, write=False) as s:
             rows = events.page(s, msg.id, after, ROUTE_PAGE)
-            targets = []
-            for _, event_id, type_, envelope in rows:
-                found = routing.destinations(ctx.settings.routes, envelope)
-                if not found:
-                    unrouted_count += 1
-                    if len(unrouted) < 20:
-                        unrouted.append(f"{type_} {event_id}")
-                targets += [(event_id, d) for d in found]
-            events.add_deliveries(s, msg.id, targets)
         if not rows:
             break
+        targets = []
+        for _, event_id, type_, envelope in rows:
+            found = routing.destinations(ctx.settings.routes, envelope)
+            if not found:
+                unrouted_count += 1
+                if len(unrouted) < 20:
+                    unrouted.append(f"{type_} {event_id}")
+            targets += [(event_id, d) for d in found]
+
+        def write(s: Session, targets: list[tuple[str, str]] = targets) -> None:
+            claims.hold(s, worker, item.id, lease)
+            events.add_deliveries(s, msg.id, targets)
+
+        _write_page(ctx, write)
         seen += len(rows)
         after = rows[-1][0]
 
