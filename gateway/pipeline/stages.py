@@ -58,7 +58,8 @@ def message_of(session: Session, item: WorkItem) -> Message:
 
 
 def park_item(session: Session, item: WorkItem, msg: Message, reason: str, *,
-          error: BaseException | None = None, dead: bool = True) -> None:
+              error: BaseException | None = None, dead: bool = True) -> None:
+    """Dead-letter the item's message with its stage (dead=False leaves the message's status)."""
     parking.park(session, stage=item.kind, reason=reason, message_id=msg.id,
                  work_item_id=item.id, endpoint=f"partner:{msg.partner}", error=error,
                  attempts=item.attempts)
@@ -76,7 +77,7 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         park_item(session, item, msg, f"unknown partner {msg.partner!r}: no "
-              f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
+                  f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
         return
     result = validator.validate(data, path=msg.source_name,
                                 max_bytes=ctx.settings.max_input_bytes)
@@ -145,7 +146,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
         msg.status = MessageStatus.QUARANTINED
     if rejected:
         park_item(session, item, msg, "rejected by validation: " + "; ".join(rejected[:20]),
-              dead=not to_map)
+                  dead=not to_map)
     if not to_map and not held and not rejected:
         msg.status = MessageStatus.DONE  # nothing to map: inbound acks, or duplicates only
 
@@ -162,7 +163,7 @@ def recorded_interchanges(session: Session, message_id: int) -> list[Interchange
 
 
 def sender_problem(ctx: Context, partner: Partner,
-                    interchanges: list[InterchangeResult]) -> str | None:
+                   interchanges: list[InterchangeResult]) -> str | None:
     unknown, elsewhere = [], []
     for ic in interchanges:
         who = ctx.partners.find_by_sender(ic.sender_qualifier, ic.sender_id)
@@ -254,7 +255,7 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
         reason = "; ".join(f"set {r.set_id} {r.x12control} (line {r.line}): {r.reason}"
                            for r in failed[:10])
         park_item(session, item, msg, f"mapping failed: {reason}", error=failed[0].error,
-              dead=not made)
+                  dead=not made)
     elif not made:
         msg.status = MessageStatus.DONE
 
@@ -292,7 +293,7 @@ def route(ctx: Context, session: Session, item: WorkItem) -> None:
     store_events.add_deliveries(session, msg.id, pairs)
     if unrouted:
         park_item(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
-              dead=len(unrouted) == len(events))
+                  dead=len(unrouted) == len(events))
     elif events:
         msg.status = MessageStatus.DONE
 

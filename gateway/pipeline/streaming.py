@@ -5,8 +5,10 @@ write lock, and its whole payload, events and results in memory, for as long as 
 transaction of validate, map or route takes on it: minutes for 100 MB. Here each stage
 reads the payload a part at a time outside any write transaction, and writes its output
 a page at a time, each page in its own short transaction that first checks the item is
-still this worker's (and extends its lease). The last transaction writes what is left,
-enqueues the next stage and completes the item, as the batched stages do in their one.
+still this worker's (and extends its lease), and is followed by a pause as long as it
+held the lock, so that the API and other workers get it between pages. The last
+transaction writes what is left, enqueues the next stage and completes the item, as the
+batched stages do in their one.
 
 A crash between pages leaves the pages written so far; the item comes back when its
 lease runs out and runs again from the start, and every page it writes again is keyed
@@ -92,7 +94,7 @@ def validate(ctx: Context, item: WorkItem, worker: str) -> None:
         m.stage, m.status = "validate", MessageStatus.PROCESSING
         if partner is None or result is None:
             stages.park_item(s, current, m, f"unknown partner {m.partner!r}: no "
-                         f"{ctx.settings.partners_folder}/{m.partner}.yaml")
+                             f"{ctx.settings.partners_folder}/{m.partner}.yaml")
             return
         stages.settle_validation(ctx, s, current, m, partner, result, lambda: digests,
                                  prebuilt, large=True)
@@ -169,7 +171,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
                                for r in failures)
             more = f" (and {failed - len(failures)} more)" if failed > len(failures) else ""
             stages.park_item(s, current, m, f"mapping failed: {reason}{more}",
-                         error=failures[0].error, dead=not made)
+                             error=failures[0].error, dead=not made)
         elif not made:
             m.status = MessageStatus.DONE
 
@@ -208,7 +210,7 @@ def route(ctx: Context, item: WorkItem, worker: str) -> None:
         m.stage = "route"
         if unrouted:
             stages.park_item(s, current, m, "no route matches: " + ", ".join(unrouted),
-                             dead=unrouted_count == seen)
+                         dead=unrouted_count == seen)
         elif seen:
             m.status = MessageStatus.DONE
 

@@ -7,7 +7,9 @@ savepoint alone; the worker then records the failure in a new transaction: a pas
 failure (TransientError, or a bug) is tried again later, up to the configured stage
 retries; a PermanentError is dead-lettered at once with its stage. Should the batch's
 transaction itself fail, its items are run again one at a time. Outbound items
-(deliver, ack) run one by one, each recording its own outcome (see outbound).
+(deliver, ack) run one by one, each recording its own outcome (see outbound). The
+validate, map and route items of a large message (a payload kept in several parts) run
+one by one too, each in short transactions of its own (see streaming).
 """
 
 from __future__ import annotations
