@@ -78,25 +78,43 @@ def translate(
     if problem:
         raise _fail("translate", problem, EXIT_UNREADABLE)
     registry = _registry(partners_dir, mappings_dir, "translate")
+    # Each event is written as its set is translated: a large file never has all its
+    # events in memory at once.
+    printer = _EventPrinter(format)
     try:
         result = translation.translate_path(path, partner_id=partner, registry=registry,
-                                            root=mappings_dir, document=document)
-    except inputs.UnreadableInput as exc:
+                                            root=mappings_dir, document=document,
+                                            on_event=printer.write)
+    except (inputs.UnreadableInput, ConfigError) as exc:
+        printer.close(always=False)  # the events printed before it stay valid JSON
         raise _fail("translate", str(exc), EXIT_UNREADABLE) from exc
-    except ConfigError as exc:
-        raise _fail("translate", str(exc), EXIT_UNREADABLE) from exc
-    if format == "jsonl":
-        for e in result.events:
-            sys.stdout.write(envelope.to_json(e).decode("utf-8") + "\n")
-    else:
-        sys.stdout.write(json.dumps([e.to_dict() for e in result.events], indent=2,
-                                    ensure_ascii=False) + "\n")
+    printer.close()
     for note in result.skipped:
         typer.echo(f"edigw translate: skipped {note}", err=True)
     for f in result.failures:
         typer.echo(f"edigw translate: {f.where}: {f.stage} failed: {f}", err=True)
     if result.failures:
         raise typer.Exit(EXIT_FAILED)
+
+
+class _EventPrinter:
+    """Events to stdout one at a time: JSON lines, or the same text as one indented JSON array."""
+
+    def __init__(self, format: str) -> None:
+        self.format, self.count = format, 0
+
+    def write(self, event: envelope.Event) -> None:
+        if self.format == "jsonl":
+            sys.stdout.write(envelope.to_json(event).decode("utf-8") + "\n")
+        else:
+            # json.dumps of a one-item list, brackets cut off: the item as the array shows it.
+            item = json.dumps([event.to_dict()], indent=2, ensure_ascii=False)[2:-2]
+            sys.stdout.write(("[\n" if not self.count else ",\n") + item)
+        self.count += 1
+
+    def close(self, *, always: bool = True) -> None:
+        if self.format == "json" and (always or self.count):
+            sys.stdout.write("\n]\n" if self.count else "[]\n")
 
 
 @mapping_app.command("check")

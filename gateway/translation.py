@@ -10,6 +10,7 @@ Each transaction set or document succeeds or fails on its own.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,9 @@ class TranslationFailed(PermanentError):
         super().__init__(message)
         self.stage = stage  # validation, mapping or schema
         self.where = where  # file, set and control numbers, or CSV/JSON document
+
+
+OnEvent = Callable[[envelope.Event], None]
 
 
 @dataclass
@@ -60,29 +64,37 @@ def _sender_partner(path: Path, registry: partners_mod.Partners) -> partners_mod
 
 
 def translate_x12(path: Path, *, partner: partners_mod.Partner | None,
-                  registry: partners_mod.Partners, root: Path) -> Translation:
-    """Through mappings.translate (validate, map, wrap, check), with the partner's mappings."""
+                  registry: partners_mod.Partners, root: Path,
+                  on_event: OnEvent | None = None) -> Translation:
+    """Through mappings.translate (validate, map, wrap, check), with the partner's mappings.
+
+    on_event: called with each event as its set is translated, instead of keeping the
+    events (a large file then streams set by set)."""
     who = partner or _sender_partner(path, registry)
     refs = {k: str(v.resolve()) for k, v in (who.mappings if who else {}).items()}
+    out = Translation()
+    keep = on_event or out.events.append
     try:
-        results = x12_translate.translate_x12(
-            path, partner=who.id if who else None, mapping_dir=root, partners=refs,
-            accept_with_errors=who.accept_with_errors if who else ())
+        for r in x12_translate.iter_translate_x12(
+                path, partner=who.id if who else None, mapping_dir=root, partners=refs,
+                accept_with_errors=who.accept_with_errors if who else ()):
+            _note(out, keep, path, r)
     except X12ReadError as exc:
         raise inputs.UnreadableInput(str(exc)) from exc
-    out = Translation()
-    for r in results:
-        where = f"{path}: {r.set_id} {r.x12control} (ST at line {r.line})"
-        if r.status == "translated" and r.event is not None:
-            out.events.append(r.event)
-        elif r.status == "skipped":
-            out.skipped.append(f"{where}: {r.reason}")
-        else:
-            stage = ("validation" if r.status == "rejected"
-                     else "schema" if isinstance(r.error, SchemaError) else "mapping")
-            out.failures.append(TranslationFailed(str(r.error or r.reason), stage=stage,
-                                                  where=where))
     return out
+
+
+def _note(out: Translation, keep: OnEvent, path: Path, r: x12_translate.TranslationResult) -> None:
+    where = f"{path}: {r.set_id} {r.x12control} (ST at line {r.line})"
+    if r.status == "translated" and r.event is not None:
+        keep(r.event)
+    elif r.status == "skipped":
+        out.skipped.append(f"{where}: {r.reason}")
+    else:
+        stage = ("validation" if r.status == "rejected"
+                 else "schema" if isinstance(r.error, SchemaError) else "mapping")
+        out.failures.append(TranslationFailed(str(r.error or r.reason), stage=stage,
+                                              where=where))
 
 
 def _pick(partner: partners_mod.Partner, fmt: str, document: str | None) -> Path:
@@ -128,15 +140,24 @@ def translate_document(path: Path, fmt: str, *, partner: partners_mod.Partner,
 
 
 def translate_path(path: Path, *, partner_id: str | None, registry: partners_mod.Partners,
-                   root: Path, document: str | None = None) -> Translation:
-    """Every event of one file; UnreadableInput when it cannot be read at all."""
+                   root: Path, document: str | None = None,
+                   on_event: OnEvent | None = None) -> Translation:
+    """Every event of one file; UnreadableInput when it cannot be read at all.
+
+    on_event: see translate_x12 (CSV and JSON documents are small: kept, then handed over)."""
     if not path.is_file():
         raise inputs.UnreadableInput(f"{path}: no such file")
     fmt = inputs.sniff(path)
     partner = registry.get(partner_id) if partner_id else None
     if fmt == "x12":
-        return translate_x12(path, partner=partner, registry=registry, root=root)
+        return translate_x12(path, partner=partner, registry=registry, root=root,
+                             on_event=on_event)
     if partner is None:
         raise ConfigError(f"{path}: a {fmt.upper()} file says nothing of who sent it; "
                           "name the partner with --partner")
-    return translate_document(path, fmt, partner=partner, document=document)
+    out = translate_document(path, fmt, partner=partner, document=document)
+    if on_event is not None:
+        for e in out.events:
+            on_event(e)
+        out.events = []
+    return out

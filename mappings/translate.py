@@ -8,11 +8,11 @@ same rule for every X12 mapping, so the mapping files do not restate it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from canonical import envelope, schemas
 from canonical.errors import (
@@ -23,6 +23,7 @@ from canonical.errors import (
     X12ReadError,
 )
 from mappings.language import CompiledMapping, load_mapping
+from mappings.sources.x12_tree import build_tree
 from mappings.x12 import specs, validator
 from mappings.x12.reader import Segment, X12Reader
 from mappings.x12.results import FileResult, Finding
@@ -102,42 +103,68 @@ def translate_x12(source: str | os.PathLike[str] | bytes, *, partner: str | None
     set accepted with errors noted is translated (see mappings.x12.validator).
     Raises X12ReadError when the file cannot be read as X12 at all.
     """
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    verdicts = _verdicts(validated if validated is not None
-                         else validator.validate(data, path=_name(source),
-                                                 accept_with_errors=accept_with_errors))
+    return list(iter_translate_x12(source, partner=partner, mapping_dir=mapping_dir,
+                                   partners=partners, time=time, validated=validated,
+                                   accept_with_errors=accept_with_errors))
+
+
+def iter_translate_x12(source: str | os.PathLike[str] | bytes | BinaryIO, *,
+                       partner: str | None = None,
+                       mapping_dir: str | os.PathLike[str] = MAPPING_DIR,
+                       partners: Mapping[str, str | os.PathLike[str]] | None = None,
+                       time: datetime | None = None,
+                       validated: FileResult | None = None,
+                       accept_with_errors: Iterable[str] = ()) -> Iterator[TranslationResult]:
+    """translate_x12 one set at a time: only the set being mapped is in memory, whatever
+    the file's size. A binary stream can be read once only, so it needs `validated`."""
+    if validated is None:
+        if not isinstance(source, str | os.PathLike | bytes):
+            raise TypeError("a stream is read once: validate it first and pass validated=")
+        validated = validator.validate(source, path=_name(source),
+                                       accept_with_errors=accept_with_errors)
+    verdicts = _Verdicts(validated)
     cache: dict[Path, CompiledMapping] = {}
-    out = []
-    for st in read_sets(data):
+    for st in iter_sets(source):
         verdict = verdicts.get(st.segments[0].position)
-        out.append(_translate_set(st, verdict, partner, Path(mapping_dir), partners or {},
-                                  cache, time))
-    return out
+        yield _translate_set(st, verdict, partner, Path(mapping_dir), partners or {}, cache,
+                             time)
 
 
 def _name(source: str | os.PathLike[str] | bytes) -> str:
     return "<input>" if isinstance(source, bytes) else os.fspath(source)
 
 
-def _verdicts(result: FileResult) -> dict[int, tuple[bool, list[Finding], str]]:
-    """By the ST's position in the file: whether the set is accepted (its interchange too),
-    the errors that say why not, and its group's functional id."""
-    if not result.readable:
-        raise X12ReadError(f"{result.path}: cannot be read as X12: {result.read_error}")
-    out = {}
-    for ic in result.interchanges:
-        for g in ic.groups:
-            for s in g.sets:
-                if s.file_position is not None:
-                    accepted = ic.accepted and s.accepted
-                    errors = [*ic.errors, *g.errors, *s.errors] if not accepted else []
-                    out[s.file_position] = (accepted, errors, g.functional_id)
-    return out
+class _Verdicts:
+    """The validator's verdict on each set, looked up in file order as the sets stream by:
+    whether the set is accepted (its interchange too), the errors that say why not, and
+    its group's functional id. No table of every set is built."""
+
+    def __init__(self, result: FileResult) -> None:
+        if not result.readable:
+            raise X12ReadError(f"{result.path}: cannot be read as X12: {result.read_error}")
+        self._sets = ((s.file_position, ic, g, s) for ic in result.interchanges
+                      for g in ic.groups for s in g.sets if s.file_position is not None)
+        self._next = next(self._sets, None)
+
+    def get(self, position: int) -> tuple[bool, list[Finding], str] | None:
+        """The verdict on the set whose ST is at this position (positions asked in order)."""
+        while self._next is not None and self._next[0] < position:
+            self._next = next(self._sets, None)
+        if self._next is None or self._next[0] != position:
+            return None
+        _, ic, g, s = self._next
+        accepted = ic.accepted and s.accepted
+        errors = [*ic.errors, *g.errors, *s.errors] if not accepted else []
+        return accepted, errors, g.functional_id
 
 
 def read_sets(source: str | os.PathLike[str] | bytes) -> list[X12Set]:
     """The ST..SE runs of the file with the ISA and GS around each."""
-    out: list[X12Set] = []
+    return list(iter_sets(source))
+
+
+def iter_sets(source: str | os.PathLike[str] | bytes | BinaryIO) -> Iterator[X12Set]:
+    """read_sets one set at a time."""
     isa: Segment | None = None
     gs: Segment | None = None
     current: list[Segment] | None = None
@@ -154,9 +181,8 @@ def read_sets(source: str | os.PathLike[str] | bytes) -> list[X12Set]:
                 current.append(seg)
                 if sid == "SE" and isa is not None:
                     comp = reader.interchange.delimiters.component if reader.interchange else ":"
-                    out.append(X12Set(current, isa, gs, comp))
+                    yield X12Set(current, isa, gs, comp)
                     current = None
-    return out
 
 
 def _translate_set(st: X12Set, verdict: tuple[bool, list[Finding], str] | None,
@@ -177,7 +203,11 @@ def _translate_set(st: X12Set, verdict: tuple[bool, list[Finding], str] | None,
     try:
         mapping = cache.get(path) or cache.setdefault(path, _load(path))
         spec = mapping.x12_spec(set_id, st.version or None)
-        data = mapping.map_x12(st.segments, spec, component=st.component)
+        tree = build_tree(st.segments, spec, component=st.component)
+        try:
+            data = mapping.map_x12(tree)
+        finally:
+            tree.release()
         event_type = mapping.event or ""
         _check(event_type, data, mapping, st)
         result.event = envelope.make_event(

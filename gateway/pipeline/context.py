@@ -36,6 +36,7 @@ class Context:
     # The validator's results by payload sha256, so that the map stage run after the
     # validate stage in the same process does not validate the file again.
     validated: OrderedDict[str, FileResult] = field(default_factory=OrderedDict)
+    large_validated: str | None = None  # the one large payload's result kept among them
 
     @classmethod
     def load(cls, config: str | None = None, *, store_url: str | None = None) -> Context:
@@ -56,8 +57,16 @@ class Context:
             self.outputs[destination] = out
         return out
 
-    def keep_validated(self, sha256: str, result: FileResult) -> None:
-        """Keep a payload's validation result for its map stage (a few, newest last)."""
+    def keep_validated(self, sha256: str, result: FileResult, *, large: bool = False) -> None:
+        """Keep a payload's validation result for its map stage (a few, newest last).
+
+        Of large payloads' results (a few bytes per set of 100,000s) only the newest is
+        kept: when another worker maps them, they would never be taken out.
+        """
+        if large:
+            if self.large_validated is not None and self.large_validated != sha256:
+                self.validated.pop(self.large_validated, None)
+            self.large_validated = sha256
         self.validated[sha256] = result
         self.validated.move_to_end(sha256)
         while len(self.validated) > VALIDATED_KEPT:

@@ -7,7 +7,9 @@ else is refused unread (see channels.local_files). Its bytes are stored and its 
 item enqueued in one transaction (with those of the other files of the same poll, up to
 inbound.folder.batch); only after that commit is the file moved to .done/, and only if it
 is still what was read: a file written to after it was read stays, and its new content
-is taken as a new message. A crash in between leaves the file in place, and reading it
+is taken as a new message. A file over a megabyte has its further parts stored first,
+one short transaction each (gateway/store/payloads.py), so that the commit holds a
+megabyte at most. A crash in between leaves the file in place, and reading it
 again finds the same message (same partner, same bytes): no second message, no second
 effect. The partner is the folder's name; the validate stage checks the ISA sender
 against it.
@@ -28,7 +30,7 @@ from channels.local_files import Signature
 from gateway import private
 from gateway.pipeline import crash, parking
 from gateway.pipeline.context import Context
-from gateway.store import claims, db, receive
+from gateway.store import claims, db, payloads, receive
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class _Read:
     path: Path
     fd: int
     seen: Signature
-    data: bytes
+    data: bytes | payloads.Stored  # a large file's parts are committed already
 
 
 class FolderInbox:
@@ -194,8 +196,8 @@ class FolderInbox:
         except local_files.Refused as exc:  # swapped for a link or a FIFO since the poll
             return self.refuse(partner, path, f"not a regular file: {exc}")
         try:
-            return _Read(partner, path, fd, seen, local_files.read_exactly(fd, seen))
-        except local_files.Changed:
+            return _Read(partner, path, fd, seen, self._contents(fd, seen))
+        except (local_files.Changed, payloads.ChangedWhileRead):
             os.close(fd)
             self.stability.forget(path)
             log.info("%s: changed while it was read; waiting for it to settle", path)
@@ -203,6 +205,19 @@ class FolderInbox:
         except BaseException:
             os.close(fd)
             raise
+
+    def _contents(self, fd: int, seen: Signature) -> bytes | payloads.Stored:
+        """A small file's bytes; a large one stored part by part (its parts committed already):
+        one short transaction per part, so that a large file neither waits in memory nor
+        holds SQLite's write lock while it is written; the message commits it later."""
+        if seen.size <= payloads.PART_BYTES:
+            return local_files.read_exactly(fd, seen)
+        if Signature.of(os.fstat(fd)) != seen:
+            raise local_files.Changed()
+        stored = payloads.store_file(self.ctx.engine, fd)
+        if stored.size != seen.size or Signature.of(os.fstat(fd)) != seen:
+            raise local_files.Changed()
+        return stored
 
     def _still_as_read(self, r: _Read) -> bool:
         if local_files.unchanged(r.fd, r.path, r.seen):

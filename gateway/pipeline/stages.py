@@ -10,8 +10,8 @@ before they are made, and the next stage is enqueued only once.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,11 +24,10 @@ from gateway.pipeline import parking, routing
 from gateway.pipeline.context import Context
 from gateway.pipeline.queue import enqueue_once
 from gateway.store import db, receive
+from gateway.store import events as store_events
 from gateway.store.control_numbers import SessionControlNumbers
 from gateway.store.models import (
     Acknowledgment,
-    Delivery,
-    DeliveryStatus,
     Event,
     Interchange,
     InterchangeStatus,
@@ -39,7 +38,7 @@ from gateway.store.models import (
 from mappings import translate
 from mappings.x12 import acks, validator
 from mappings.x12.reader import X12Reader
-from mappings.x12.results import InterchangeResult
+from mappings.x12.results import FileResult, InterchangeResult
 
 Stage = Callable[[Context, Session, WorkItem], None]
 # Interchanges whose sets go on to mapping: new ones, and quarantined ones an operator let through.
@@ -58,8 +57,9 @@ def message_of(session: Session, item: WorkItem) -> Message:
     return msg
 
 
-def _park(session: Session, item: WorkItem, msg: Message, reason: str, *,
-          error: BaseException | None = None, dead: bool = True) -> None:
+def park_item(session: Session, item: WorkItem, msg: Message, reason: str, *,
+              error: BaseException | None = None, dead: bool = True) -> None:
+    """Dead-letter the item's message with its stage (dead=False leaves the message's status)."""
     parking.park(session, stage=item.kind, reason=reason, message_id=msg.id,
                  work_item_id=item.id, endpoint=f"partner:{msg.partner}", error=error,
                  attempts=item.attempts)
@@ -76,25 +76,38 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
     data = receive.payload(session, msg.payload_sha256)
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
-        _park(session, item, msg, f"unknown partner {msg.partner!r}: no "
-              f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
+        park_item(session, item, msg, f"unknown partner {msg.partner!r}: no "
+                  f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
         return
     # The partner's agreed leniency: a set with only those errors is accepted (AK5 E).
     result = validator.validate(data, path=msg.source_name,
                                 max_bytes=ctx.settings.max_input_bytes,
                                 accept_with_errors=partner.accept_with_errors)
+    settle_validation(ctx, session, item, msg, partner, result, lambda: interchange_digests(data))
+
+
+def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Message,
+                      partner: Partner, result: FileResult,
+                      digests_of: Callable[[], dict[int, str]],
+                      prebuilt: Mapping[int, acks.AckBatch] | None = None,
+                      large: bool = False) -> None:
+    """What validation found, kept: interchanges judged, acks built, map and ack enqueued.
+
+    prebuilt: the acks of interchange n (by place in the file), when they were built
+    before this transaction (a large file's: see streaming.validate); large: the
+    message streams (see Context.keep_validated).
+    """
     if not result.readable or not result.interchanges:
         why = result.read_error or "no interchange (ISA) found"
-        _park(session, item, msg, f"cannot be read as X12: {why}")
+        park_item(session, item, msg, f"cannot be read as X12: {why}")
         return
-    problem = _sender_problem(ctx, partner, result.interchanges)
+    problem = sender_problem(ctx, partner, result.interchanges)
     if problem:
         # No acknowledgment either: we do not answer senders we do not know.
-        _park(session, item, msg, problem)
+        park_item(session, item, msg, problem)
         return
-    digests = interchange_digests(data)
-    earlier = session.scalars(select(Interchange).where(Interchange.message_id == msg.id)
-                              .order_by(Interchange.id)).all()
+    digests = digests_of()
+    earlier = recorded_interchanges(session, msg.id)
     numbers = SessionControlNumbers(session, scope=f"partner:{partner.id}")
     rejected: list[str] = []
     held: list[str] = []
@@ -108,7 +121,8 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
             held.append(f"interchange {ic.control_number} is {row.status}: the same ISA13 "
                         f"came before with other content (interchange #{row.duplicate_of_id})")
             continue
-        _acknowledge(session, msg, partner, ic, row, numbers)
+        _acknowledge(session, msg, partner, ic, row, numbers,
+                     prebuilt.get(n) if prebuilt is not None else None)
         if not ic.accepted:
             rejected.append(f"interchange {ic.control_number}: TA1 {ic.ta1_ack_code} "
                             f"{ic.ta1_note_code}: {_words(ic.errors)}")
@@ -128,13 +142,13 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
         enqueue_once(session, "ack", message_id=msg.id)
     if to_map:
         enqueue_once(session, "map", message_id=msg.id)
-        ctx.keep_validated(msg.payload_sha256, result)
+        ctx.keep_validated(msg.payload_sha256, result, large=large)
     if held:
-        _park(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
+        park_item(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
         msg.status = MessageStatus.QUARANTINED
     if rejected:
-        _park(session, item, msg, "rejected by validation: " + "; ".join(rejected[:20]),
-              dead=not to_map)
+        park_item(session, item, msg, "rejected by validation: " + "; ".join(rejected[:20]),
+                  dead=not to_map)
     if not to_map and not held and not rejected:
         msg.status = MessageStatus.DONE  # nothing to map: inbound acks, or duplicates only
 
@@ -144,8 +158,14 @@ def _words(findings: list[Any]) -> str:
                      else f.message for f in findings[:5]) or "rejected"
 
 
-def _sender_problem(ctx: Context, partner: Partner,
-                    interchanges: list[InterchangeResult]) -> str | None:
+def recorded_interchanges(session: Session, message_id: int) -> list[Interchange]:
+    """The message's interchanges as a validation recorded them, in file order."""
+    return list(session.scalars(select(Interchange).where(Interchange.message_id == message_id)
+                                .order_by(Interchange.id)))
+
+
+def sender_problem(ctx: Context, partner: Partner,
+                   interchanges: list[InterchangeResult]) -> str | None:
     unknown, elsewhere = [], []
     for ic in interchanges:
         who = ctx.partners.find_by_sender(ic.sender_qualifier, ic.sender_id)
@@ -163,7 +183,7 @@ def _sender_problem(ctx: Context, partner: Partner,
     return None
 
 
-def interchange_digests(data: bytes) -> dict[int, str]:
+def interchange_digests(data: bytes | BinaryIO) -> dict[int, str]:
     """A content hash of each interchange, by its place in the file, delimiters aside."""
     hashes: list[Any] = []
     try:
@@ -186,12 +206,14 @@ def _record(session: Session, msg: Message, ic: InterchangeResult, digest: str) 
 
 
 def _acknowledge(session: Session, msg: Message, partner: Partner, ic: InterchangeResult,
-                 row: Interchange, numbers: SessionControlNumbers) -> None:
+                 row: Interchange, numbers: SessionControlNumbers,
+                 batch: acks.AckBatch | None = None) -> None:
     """Build and keep the interchange's TA1/997/999 once (a replay finds them made)."""
     if session.scalar(select(Acknowledgment.id)
                       .where(Acknowledgment.interchange_id == row.id).limit(1)):
         return
-    batch = acks.build_acknowledgments(ic, numbers, db.utcnow())
+    if batch is None:
+        batch = acks.build_acknowledgments(ic, numbers, db.utcnow())
     for ack in batch:
         digest = receive.store_payload(session, ack.text.encode("ascii"))
         session.add(Acknowledgment(
@@ -211,8 +233,7 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         raise MissingInput(f"unknown partner {msg.partner!r}")
-    passed = set(session.scalars(select(Interchange.isa13).where(
-        Interchange.message_id == msg.id, Interchange.status.in_(PASSED))))
+    passed = passed_interchanges(session, msg.id)
     refs = {k: str(v.resolve()) for k, v in partner.mappings.items()}
     data = receive.payload(session, msg.payload_sha256)
     # The event time is the arrival, not now, so that mapping again gives the same event.
@@ -236,10 +257,16 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     if failed:
         reason = "; ".join(f"set {r.set_id} {r.x12control} (line {r.line}): {r.reason}"
                            for r in failed[:10])
-        _park(session, item, msg, f"mapping failed: {reason}", error=failed[0].error,
-              dead=not made)
+        park_item(session, item, msg, f"mapping failed: {reason}", error=failed[0].error,
+                  dead=not made)
     elif not made:
         msg.status = MessageStatus.DONE
+
+
+def passed_interchanges(session: Session, message_id: int) -> set[str]:
+    """The ISA13s of the message's interchanges whose sets go on to mapping."""
+    return set(session.scalars(select(Interchange.isa13).where(
+        Interchange.message_id == message_id, Interchange.status.in_(PASSED))))
 
 
 def store_event(session: Session, msg: Message, event: CloudEvent) -> None:
@@ -259,26 +286,17 @@ def route(ctx: Context, session: Session, item: WorkItem) -> None:
     msg.stage = "route"
     events = session.scalars(select(Event).where(Event.message_id == msg.id)
                              .order_by(Event.id)).all()
-    dialect = sqlite if db.is_sqlite(session) else postgresql
-    unrouted = []
+    unrouted, pairs = [], []
     for ev in events:
         targets = routing.destinations(ctx.settings.routes, ev.envelope)
         if not targets:
             unrouted.append(f"{ev.type} {ev.event_id}")
-            continue
-        for dest in targets:
-            session.execute(dialect.insert(Delivery).values(
-                event_id=ev.event_id, destination=dest, status=DeliveryStatus.PENDING,
-                attempts=0, next_attempt_at=db.utcnow(), created_at=db.utcnow(),
-                updated_at=db.utcnow())
-                .on_conflict_do_nothing(index_elements=[Delivery.event_id, Delivery.destination]))
-            delivery = session.scalars(select(Delivery).where(
-                Delivery.event_id == ev.event_id, Delivery.destination == dest)).one()
-            if delivery.status == DeliveryStatus.PENDING:
-                enqueue_once(session, "deliver", message_id=msg.id, delivery_id=delivery.id)
+        pairs += [(ev.event_id, dest) for dest in targets]
+    # Set-based: a per-delivery look-up of waiting items grew with the square of the sets.
+    store_events.add_deliveries(session, msg.id, pairs)
     if unrouted:
-        _park(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
-              dead=len(unrouted) == len(events))
+        park_item(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
+                  dead=len(unrouted) == len(events))
     elif events:
         msg.status = MessageStatus.DONE
 

@@ -7,7 +7,9 @@ savepoint alone; the worker then records the failure in a new transaction: a pas
 failure (TransientError, or a bug) is tried again later, up to the configured stage
 retries; a PermanentError is dead-lettered at once with its stage. Should the batch's
 transaction itself fail, its items are run again one at a time. Outbound items
-(deliver, ack) run one by one, each recording its own outcome (see outbound).
+(deliver, ack) run one by one, each recording its own outcome (see outbound). The
+validate, map and route items of a large message (a payload kept in several parts) run
+one by one too, each in short transactions of its own (see streaming).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import time
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from canonical.errors import PermanentError
-from gateway.pipeline import crash, outbound, parking, stages
+from gateway.pipeline import crash, outbound, parking, stages, streaming
 from gateway.pipeline.context import KINDS, Context
-from gateway.store import claims, db
+from gateway.store import claims, db, payloads
 from gateway.store.models import MessageStatus, WorkItem, WorkStatus
 from retry import policy
 
@@ -85,6 +88,15 @@ def _stage_order(kind: str) -> int:
     return KINDS.index(kind) if kind in KINDS else len(KINDS)
 
 
+def _large(session: Session, items: Sequence[WorkItem]) -> set[int]:
+    """The ids of the transactional items whose message is large: those stream."""
+    mine = [i for i in items if i.kind in streaming.STREAMED and i.message_id is not None]
+    if not mine:
+        return set()
+    large = payloads.large_messages(session, list({i.message_id for i in mine}))
+    return {i.id for i in mine if i.message_id in large}
+
+
 class Worker:
     """Claims and runs work items of some kinds until told to stop (or, once, until idle)."""
 
@@ -129,6 +141,7 @@ class Worker:
         with db.transaction(self.ctx.engine) as s:
             got = claims.claim(s, self.kinds, self.id, w.lease_seconds, w.batch,
                                max_claims=w.max_claims)
+            large = _large(s, got)
         if not got:
             return False
         crash.point("after_claim")
@@ -137,6 +150,12 @@ class Worker:
             for kind in sorted({i.kind for i in got}, key=_stage_order):
                 items = [i for i in got if i.kind == kind]
                 stage = stages.TRANSACTIONAL.get(kind)
+                for item in (i for i in items if i.id in large):
+                    self.run_streamed(item)
+                    beat.finished([item.id])
+                items = [i for i in items if i.id not in large]
+                if not items:
+                    continue
                 if stage is not None and len(items) > 1:
                     self.run_batch(stage, items)
                 elif kind in outbound.BATCHED and len(items) > 1:
@@ -155,6 +174,15 @@ class Worker:
                 beat.finished([i.id for i in items])
         self.done += len(got)
         return True
+
+    def run_streamed(self, item: WorkItem) -> None:
+        """A large message's stage, in short transactions of its own (see streaming)."""
+        try:
+            streaming.STREAMED[item.kind](self.ctx, item, self.id)
+        except claims.LeaseLost as exc:
+            log.warning("%s", exc)  # another worker has it now; it runs the stage again
+        except Exception as exc:
+            self.failed(item, exc)
 
     def run_one(self, item: WorkItem, loaded: outbound.Loaded | None = None) -> None:
         """Run one item's stage and record how it ended (a delivery may come loaded)."""

@@ -79,6 +79,16 @@ def heartbeat(session: Session, worker_id: str, ids: Iterable[int], lease_second
     return set(session.scalars(stmt, execution_options={"synchronize_session": False}))
 
 
+def hold(session: Session, worker_id: str, item_id: int, lease_seconds: float) -> None:
+    """Extend worker_id's lease on one item; LeaseLost (roll back) if it holds it no more.
+
+    For a stage that commits its work in several transactions: each checks that the item
+    is still its own before its part of the output is written.
+    """
+    if item_id not in heartbeat(session, worker_id, [item_id], lease_seconds):
+        raise LeaseLost(f"worker {worker_id} no longer holds work item {item_id}")
+
+
 def complete(session: Session, worker_id: str, ids: Iterable[int], *,
              now: datetime | None = None) -> None:
     """Mark ids done; LeaseLost (roll the step back) if worker_id no longer holds them all."""

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -130,8 +131,20 @@ class Payload(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # the whole payload, or its first part
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How many parts: 1 when data is the whole payload; else parts 1.. are in payload_parts.
+    parts: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+class PayloadPart(Base):
+    """Part n (from 1) of a large payload; written before its payloads row, which completes it."""
+
+    __tablename__ = "payload_parts"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Message(Base):

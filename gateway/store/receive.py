@@ -12,7 +12,7 @@ from sqlalchemy import exists, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway.store import db
+from gateway.store import db, payloads
 from gateway.store.models import Interchange, InterchangeStatus, Message, Payload
 
 # A partner may reuse ISA13 after wrapping or a reset; within this window a repeat is news.
@@ -37,20 +37,34 @@ def _insert(session: Session, model: type[Any]) -> Any:
     return dialect.insert(model)
 
 
-def store_payload(session: Session, data: bytes, *, now: datetime | None = None) -> str:
-    """Keep data (once, whoever sends it) and return its sha256."""
-    digest = sha256(data)
+def store_payload(session: Session, data: bytes | payloads.Stored, *,
+                  now: datetime | None = None) -> str:
+    """Keep data (once, whoever sends it) and return its sha256.
+
+    data may be a file already stored in parts (payloads.store_file): only its payloads
+    row, which completes it, is written here. Bytes over a part are kept in parts too,
+    so that every large payload is read back a part at a time.
+    """
+    stored = data if isinstance(data, payloads.Stored) else None
+    digest = stored.sha256 if stored else sha256(data)  # type: ignore[arg-type]
     # Ask first: shipping a large payload to the database only to have it ignored is waste.
-    if not session.scalar(select(exists().where(Payload.sha256 == digest))):
-        session.execute(_insert(session, Payload)
-                        .values(sha256=digest, size=len(data), data=data,
-                                created_at=now or db.utcnow())
-                        .on_conflict_do_nothing(index_elements=[Payload.sha256]))
+    if session.scalar(select(exists().where(Payload.sha256 == digest))):
+        return digest
+    if stored is None:
+        assert isinstance(data, bytes)
+        first, rest = payloads.split(data)
+        for n, part in enumerate(rest, 1):
+            payloads.insert_part(session, digest, n, part)
+        stored = payloads.Stored(digest, len(data), first, len(rest) + 1)
+    session.execute(_insert(session, Payload)
+                    .values(sha256=digest, size=stored.size, data=stored.first,
+                            parts=stored.parts, created_at=now or db.utcnow())
+                    .on_conflict_do_nothing(index_elements=[Payload.sha256]))
     return digest
 
 
-def receive(session: Session, *, partner: str, channel: str, source_name: str, data: bytes,
-            now: datetime | None = None) -> Received:
+def receive(session: Session, *, partner: str, channel: str, source_name: str,
+            data: bytes | payloads.Stored, now: datetime | None = None) -> Received:
     """The message for data from partner: a new one, or the one made when it came before.
 
     The same bytes from the same partner are the same message whatever the file's name
@@ -72,8 +86,8 @@ def receive(session: Session, *, partner: str, channel: str, source_name: str, d
 
 
 def payload(session: Session, digest: str) -> bytes:
-    """The raw bytes stored under digest."""
-    return session.scalars(select(Payload.data).where(Payload.sha256 == digest)).one()
+    """The raw bytes stored under digest, whole (large ones: payloads.open_payload)."""
+    return payloads.read_all(session, digest)
 
 
 def record_interchange(session: Session, *, message_id: int, partner: str,

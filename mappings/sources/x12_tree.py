@@ -42,6 +42,17 @@ class Node:
         self.hl_parent: Node | None = None
         self.hl_children: list[Node] | None = None  # set on HL loops and on the root
 
+    def release(self) -> None:
+        """Break the tree's cycles (root, loops, HL links): freed when dropped, not at the next
+        full garbage collection, so that mapping a large file set by set keeps memory flat."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            stack.extend(node.loops)
+            node.loops, node.index, node.segments = [], {}, []
+            node.hl_parent = node.hl_children = None
+            del node.root
+
     def add_segment(self, seg: Segment) -> None:
         self.segments.append(seg)
         pairs = self.index.get(seg.fields[0])

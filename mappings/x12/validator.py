@@ -21,6 +21,7 @@ without a map.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import BinaryIO
@@ -549,7 +550,9 @@ class _Run:
         if self.set is not None:
             self.close_set(None)
         g = self.group
-        set_id, control = seg.get(1), seg.get(2)
+        # Interned, like the map name below: a result is kept per set until the file is
+        # mapped, and a 100 MB file has 100,000s of sets of the same few ids.
+        set_id, control = sys.intern(seg.get(1)), seg.get(2)
         sr = SetResult(set_id=set_id, control_number=control, line=seg.line,
                        file_position=seg.position, implementation=seg.get(3) or None)
         g.sets.append(sr)
@@ -569,7 +572,7 @@ class _Run:
         self.set = st
         sr.segment_count = 1
         if spec is not None:
-            sr.map_name = spec.map_name
+            sr.map_name = sys.intern(spec.map_name)
         if not is_digits(set_id) or len(set_id) != 3:
             st.add(self.set_finding("6", f"ST01 transaction set id {set_id!r} is missing or "
                                     f"invalid", seg))

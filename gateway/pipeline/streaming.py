@@ -1,0 +1,222 @@
+"""The transactional stages for a large message: set by set, in short transactions.
+
+A message whose payload is kept in several parts (over a megabyte) would hold SQLite's
+write lock, and its whole payload, events and results in memory, for as long as one
+transaction of validate, map or route takes on it: minutes for 100 MB. Here each stage
+reads the payload a part at a time outside any write transaction, and writes its output
+a page at a time, each page in its own short transaction that first checks the item is
+still this worker's (and extends its lease), and is followed by a pause as long as it
+held the lock, so that the API and other workers get it between pages. The last
+transaction writes what is left, enqueues the next stage and completes the item, as the
+batched stages do in their one.
+
+A crash between pages leaves the pages written so far; the item comes back when its
+lease runs out and runs again from the start, and every page it writes again is keyed
+(events by event id, deliveries by event and destination) so nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from canonical.envelope import Event as CloudEvent
+from gateway.partners import Partner
+from gateway.pipeline import routing, stages
+from gateway.pipeline.context import Context
+from gateway.pipeline.queue import enqueue_once
+from gateway.store import claims, db, events, payloads
+from gateway.store.control_numbers import StoreControlNumbers
+from gateway.store.models import Message, MessageStatus, WorkItem
+from mappings import translate
+from mappings.x12 import acks, validator
+from mappings.x12.results import FileResult
+
+Streamed = Callable[[Context, WorkItem, str], None]
+# A page is written when it has this many events, or when this long went into making it:
+# each transaction stays well under a second, and memory holds one page (an event of a
+# 100-line order is some 200 KB as Python objects).
+PAGE_EVENTS = 50
+PAGE_SECONDS = 0.5
+# After each page's commit the stage waits as long as the commit's transaction took, at
+# most this long: a writer that begins again at once can keep SQLite's write lock from
+# the API and other workers for good, however short each of its transactions.
+PAUSE_MAX = 0.2
+# Events routed per transaction.
+ROUTE_PAGE = 50
+
+
+def _begin(ctx: Context, item: WorkItem) -> tuple[Message, str]:
+    """The item's message (read only) and its payload's digest."""
+    with db.transaction(ctx.engine, write=False) as s:
+        msg = stages.message_of(s, item)
+        return msg, msg.payload_sha256
+
+
+def _write_page(ctx: Context, write: Callable[[Session], None]) -> None:
+    """One page's short write transaction, then a pause as long as it held the lock."""
+    started = time.monotonic()
+    with db.transaction(ctx.engine) as s:
+        write(s)
+    time.sleep(min(time.monotonic() - started, PAUSE_MAX))
+
+
+def _finish(ctx: Context, item: WorkItem, worker: str,
+            last: Callable[[Session, WorkItem, Message], None]) -> None:
+    """The last transaction: the stage's remaining output, then the item completed."""
+    with db.transaction(ctx.engine) as s:
+        current = s.get(WorkItem, item.id)
+        assert current is not None
+        msg = stages.message_of(s, current)
+        last(s, current, msg)
+        claims.complete(s, worker, [item.id])
+
+
+def _validated(ctx: Context, msg: Message, lenient: frozenset[str]) -> FileResult:
+    return validator.validate(payloads.open_payload(ctx.engine, msg.payload_sha256),
+                              path=msg.source_name, max_bytes=ctx.settings.max_input_bytes,
+                              accept_with_errors=lenient)
+
+
+def validate(ctx: Context, item: WorkItem, worker: str) -> None:
+    """stages.validate, with the file read twice a part at a time before the one commit."""
+    msg, digest = _begin(ctx, item)
+    partner = ctx.partners.by_id.get(msg.partner)
+    result = (_validated(ctx, msg, partner.accept_with_errors) if partner is not None
+              else None)
+    digests = (stages.interchange_digests(payloads.open_payload(ctx.engine, digest))
+               if result is not None and result.readable else {})
+    prebuilt = (_acknowledgments(ctx, msg, partner, result)
+                if partner is not None and result is not None else None)
+
+    def last(s: Session, current: WorkItem, m: Message) -> None:
+        m.stage, m.status = "validate", MessageStatus.PROCESSING
+        if partner is None or result is None:
+            stages.park_item(s, current, m, f"unknown partner {m.partner!r}: no "
+                             f"{ctx.settings.partners_folder}/{m.partner}.yaml")
+            return
+        stages.settle_validation(ctx, s, current, m, partner, result, lambda: digests,
+                                 prebuilt, large=True)
+
+    _finish(ctx, item, worker, last)
+
+
+def _acknowledgments(ctx: Context, msg: Message, partner: Partner,
+                     result: FileResult) -> dict[int, acks.AckBatch] | None:
+    """The acks of each interchange, built before the transaction that keeps them.
+
+    A 997 answering every set of a large group takes seconds to build, too long to hold
+    the write lock for; so its control numbers are taken each in a short commit of its
+    own (StoreControlNumbers) and the text is built outside. Numbers of acks that end up
+    not kept (the interchange turns out a duplicate, or the stage fails) are skipped,
+    never reused. None (build them in the transaction, as for a small file) when the
+    message has interchanges recorded already: a replay, whose acks were made then.
+    """
+    if not result.readable or stages.sender_problem(ctx, partner, result.interchanges):
+        return None
+    with db.transaction(ctx.engine, write=False) as s:
+        if stages.recorded_interchanges(s, msg.id):
+            return None
+    numbers = StoreControlNumbers(ctx.engine, scope=f"partner:{partner.id}")
+    now = db.utcnow()
+    return {n: acks.build_acknowledgments(ic, numbers, now)
+            for n, ic in enumerate(result.interchanges)}
+
+
+def map_(ctx: Context, item: WorkItem, worker: str) -> None:
+    """stages.map_, a page of events per transaction."""
+    msg, digest = _begin(ctx, item)
+    partner = ctx.partners.by_id.get(msg.partner)
+    if partner is None:
+        raise stages.MissingInput(f"unknown partner {msg.partner!r}")
+    with db.transaction(ctx.engine, write=False) as s:
+        passed = stages.passed_interchanges(s, msg.id)
+    refs = {k: str(v.resolve()) for k, v in partner.mappings.items()}
+    validated = ctx.validated.pop(digest, None) or _validated(ctx, msg, partner.accept_with_errors)
+    lease = ctx.settings.workers.lease_seconds
+    made, failed, failures = 0, 0, []
+    page: list[CloudEvent] = []
+    started = time.monotonic()
+
+    def write(s: Session, page: list[CloudEvent]) -> None:
+        claims.hold(s, worker, item.id, lease)
+        events.add_events(s, msg.id, msg.partner, page)
+
+    results = translate.iter_translate_x12(
+        payloads.open_payload(ctx.engine, digest), partner=partner.id, partners=refs,
+        time=msg.received_at, validated=validated)
+    for r in results:
+        if r.x12control.split(".")[0].strip() not in passed:
+            continue
+        if r.status == "translated" and r.event is not None:
+            page.append(r.event)
+            made += 1
+        elif r.status == "failed":
+            failed += 1
+            if len(failures) < 10:
+                failures.append(r)
+        if len(page) >= PAGE_EVENTS or (page and time.monotonic() - started > PAGE_SECONDS):
+            _write_page(ctx, functools.partial(write, page=page))
+            page, started = [], time.monotonic()
+    del results, validated  # the validation result of every set: not kept past here
+
+    def last(s: Session, current: WorkItem, m: Message) -> None:
+        m.stage = "map"
+        write(s, page)
+        if made:
+            enqueue_once(s, "route", message_id=m.id)
+        if failures:
+            reason = "; ".join(f"set {r.set_id} {r.x12control} (line {r.line}): {r.reason}"
+                               for r in failures)
+            more = f" (and {failed - len(failures)} more)" if failed > len(failures) else ""
+            stages.park_item(s, current, m, f"mapping failed: {reason}{more}",
+                             error=failures[0].error, dead=not made)
+        elif not made:
+            m.status = MessageStatus.DONE
+
+    _finish(ctx, item, worker, last)
+
+
+def route(ctx: Context, item: WorkItem, worker: str) -> None:
+    """stages.route, a page of events per transaction (their deliver items enqueued with them)."""
+    msg, _ = _begin(ctx, item)
+    lease = ctx.settings.workers.lease_seconds
+    after, seen, unrouted, unrouted_count = 0, 0, [], 0
+    while True:
+        # Read and routed outside the write transaction, which then only inserts.
+        with db.transaction(ctx.engine, write=False) as s:
+            rows = events.page(s, msg.id, after, ROUTE_PAGE)
+        if not rows:
+            break
+        targets = []
+        for _, event_id, type_, envelope in rows:
+            found = routing.destinations(ctx.settings.routes, envelope)
+            if not found:
+                unrouted_count += 1
+                if len(unrouted) < 20:
+                    unrouted.append(f"{type_} {event_id}")
+            targets += [(event_id, d) for d in found]
+
+        def write(s: Session, targets: list[tuple[str, str]] = targets) -> None:
+            claims.hold(s, worker, item.id, lease)
+            events.add_deliveries(s, msg.id, targets)
+
+        _write_page(ctx, write)
+        seen += len(rows)
+        after = rows[-1][0]
+
+    def last(s: Session, current: WorkItem, m: Message) -> None:
+        m.stage = "route"
+        if unrouted:
+            stages.park_item(s, current, m, "no route matches: " + ", ".join(unrouted),
+                         dead=unrouted_count == seen)
+        elif seen:
+            m.status = MessageStatus.DONE
+
+    _finish(ctx, item, worker, last)
+
+
+STREAMED: dict[str, Streamed] = {"validate": validate, "map": map_, "route": route}

@@ -1,0 +1,69 @@
+"""Events and their deliveries a page at a time, for messages too large for one transaction.
+
+Set-based: one INSERT .. ON CONFLICT DO NOTHING per page, so writing a page again (after a
+crash part way through a message) changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from canonical.envelope import Event as CloudEvent
+from gateway.store import db
+from gateway.store.models import Delivery, DeliveryStatus, Event, WorkItem, WorkStatus
+
+
+def _dialect(session: Session) -> Any:
+    return sqlite if db.is_sqlite(session) else postgresql
+
+
+def add_events(session: Session, message_id: int, partner: str,
+               events: Sequence[CloudEvent]) -> None:
+    """Keep each event whole, once per id (an id kept before is left as it is)."""
+    if not events:
+        return
+    now = db.utcnow()
+    session.execute(
+        _dialect(session).insert(Event).on_conflict_do_nothing(index_elements=[Event.event_id]),
+        [{"event_id": e.id, "message_id": message_id, "type": e.type,
+          "partner": e.partner or partner, "subject": e.subject, "envelope": e.to_dict(),
+          "created_at": now} for e in events])
+
+
+def page(session: Session, message_id: int, after: int, limit: int) -> list[tuple[int, str, str, dict]]:
+    """(id, event id, type, envelope) of the message's events after row id `after`, in order."""
+    rows = session.execute(select(Event.id, Event.event_id, Event.type, Event.envelope)
+                           .where(Event.message_id == message_id, Event.id > after)
+                           .order_by(Event.id).limit(limit))
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def add_deliveries(session: Session, message_id: int,
+                   targets: Iterable[tuple[str, str]]) -> int:
+    """A pending delivery per (event id, destination), and a deliver item for each pending
+    one that has none waiting; how many items were enqueued."""
+    pairs = list(dict.fromkeys(targets))
+    if not pairs:
+        return 0
+    now = db.utcnow()
+    session.execute(
+        _dialect(session).insert(Delivery).on_conflict_do_nothing(
+            index_elements=[Delivery.event_id, Delivery.destination]),
+        [{"event_id": e, "destination": d, "status": DeliveryStatus.PENDING, "attempts": 0,
+          "next_attempt_at": now, "created_at": now, "updated_at": now} for e, d in pairs])
+    waiting = exists().where(WorkItem.kind == "deliver", WorkItem.delivery_id == Delivery.id,
+                             WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))
+    ids = list(session.scalars(select(Delivery.id).where(
+        Delivery.event_id.in_(list({e for e, _ in pairs})),
+        Delivery.status == DeliveryStatus.PENDING, ~waiting).order_by(Delivery.id)))
+    if ids:
+        session.execute(WorkItem.__table__.insert(), [
+            {"kind": "deliver", "message_id": message_id, "delivery_id": i,
+             "status": WorkStatus.PENDING, "attempts": 0, "lost_leases": 0, "run_after": now,
+             "created_at": now, "updated_at": now} for i in ids])
+    return len(ids)
