@@ -8,6 +8,7 @@ import typer
 from gateway import cli_common
 
 if TYPE_CHECKING:
+    from canonical import envelope
     from gateway import partners as partners_mod
 
 # Imports of the mapping machinery are inside the commands (see gateway/cli_common.py).
@@ -64,10 +65,7 @@ def translate(
 
     Exit 1 when validation, the mapping or the schema rejects any of them (the others are
     still printed), 2 when the file cannot be read."""
-    import json
-    import sys
 
-    from canonical import envelope
     from canonical.errors import ConfigError
     from gateway import translation
     from gateway.mapping_tools import inputs
@@ -103,7 +101,12 @@ class _EventPrinter:
     def __init__(self, format: str) -> None:
         self.format, self.count = format, 0
 
-    def write(self, event: envelope.Event) -> None:
+    def write(self, event: "envelope.Event") -> None:
+        import json
+        import sys
+
+        from canonical import envelope
+
         if self.format == "jsonl":
             sys.stdout.write(envelope.to_json(event).decode("utf-8") + "\n")
         else:
@@ -113,6 +116,8 @@ class _EventPrinter:
         self.count += 1
 
     def close(self, *, always: bool = True) -> None:
+        import sys
+
         if self.format == "json" and (always or self.count):
             sys.stdout.write("\n]\n" if self.count else "[]\n")
 

@@ -9,7 +9,6 @@ shows as many times its size, small enough for CI.
 from __future__ import annotations
 
 import os
-
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
