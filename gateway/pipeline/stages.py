@@ -23,7 +23,7 @@ from gateway.partners import Partner
 from gateway.pipeline import parking, routing
 from gateway.pipeline.context import Context
 from gateway.pipeline.queue import enqueue_once
-from gateway.store import db, receive
+from gateway.store import db, models, receive
 from gateway.store import events as store_events
 from gateway.store.control_numbers import SessionControlNumbers
 from gateway.store.models import (
@@ -218,7 +218,8 @@ def _acknowledge(session: Session, msg: Message, partner: Partner, ic: Interchan
         digest = receive.store_payload(session, ack.text.encode("ascii"))
         session.add(Acknowledgment(
             message_id=msg.id, interchange_id=row.id, partner=partner.id, kind=ack.kind,
-            answers_interchange=ack.answers_interchange, answers_group=ack.answers_group,
+            answers_interchange=models.fit(ack.answers_interchange),
+            answers_group=models.fit(ack.answers_group),
             control_number=ack.interchange_control_number, payload_sha256=digest,
             filename=acks.ack_filename(ack)))
     session.flush()

@@ -41,6 +41,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 # AUTOINCREMENT: without it SQLite hands a deleted row's id out again, and a log or an
 # operator's note naming "work item 42" would suddenly mean another item.
 NO_REUSE = {"sqlite_autoincrement": True}
+# Envelope ids (ISA05-08, ISA13, GS06) as read, legal or not: a malformed ISA still gets
+# recorded and answered with its TA1. Longer values are cut to this (see fit()).
+ENVELOPE_ID = 255
 Json = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -185,11 +188,11 @@ class Interchange(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
     partner: Mapped[str] = mapped_column(String(100))
-    sender_qualifier: Mapped[str] = mapped_column(String(2))
-    sender_id: Mapped[str] = mapped_column(String(15))
-    receiver_qualifier: Mapped[str] = mapped_column(String(2))
-    receiver_id: Mapped[str] = mapped_column(String(15))
-    isa13: Mapped[str] = mapped_column(String(9))
+    sender_qualifier: Mapped[str] = mapped_column(String(ENVELOPE_ID))
+    sender_id: Mapped[str] = mapped_column(String(ENVELOPE_ID))
+    receiver_qualifier: Mapped[str] = mapped_column(String(ENVELOPE_ID))
+    receiver_id: Mapped[str] = mapped_column(String(ENVELOPE_ID))
+    isa13: Mapped[str] = mapped_column(String(ENVELOPE_ID))
     # The interchange's own bytes, not the file's: one file may carry several.
     content_sha256: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -325,10 +328,15 @@ class Acknowledgment(Base):
     interchange_id: Mapped[int | None] = mapped_column(ForeignKey("interchanges.id"))
     partner: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(8))  # 997, 999 or TA1
-    answers_interchange: Mapped[str] = mapped_column(String(9))  # their ISA13
-    answers_group: Mapped[str | None] = mapped_column(String(9))  # their GS06
+    answers_interchange: Mapped[str] = mapped_column(String(ENVELOPE_ID))  # their ISA13
+    answers_group: Mapped[str | None] = mapped_column(String(ENVELOPE_ID))  # their GS06
     control_number: Mapped[int] = mapped_column(BigInteger)  # our ISA13
     payload_sha256: Mapped[str] = mapped_column(ForeignKey("payloads.sha256"))
     filename: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+def fit(value: str | None, width: int = ENVELOPE_ID) -> str | None:
+    """A value as it can be kept in a column of that width (cut, never refused)."""
+    return value if value is None or len(value) <= width else value[:width]

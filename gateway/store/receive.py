@@ -12,7 +12,7 @@ from sqlalchemy import exists, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway.store import db, payloads
+from gateway.store import db, models, payloads
 from gateway.store.models import Interchange, InterchangeStatus, Message, Payload
 
 # A partner may reuse ISA13 after wrapping or a reset; within this window a repeat is news.
@@ -102,8 +102,8 @@ def record_interchange(session: Session, *, message_id: int, partner: str,
     number with other content; an operator decides, since either copy may be the right one.
     """
     now = now or db.utcnow()
-    key = (partner, sender_qualifier.strip(), sender_id.strip(), receiver_qualifier.strip(),
-           receiver_id.strip(), isa13.strip())
+    key = (partner, *(models.fit(v.strip()) or "" for v in (
+        sender_qualifier, sender_id, receiver_qualifier, receiver_id, isa13)))
     if not db.is_sqlite(session):
         # Two workers judging the same control number at once would both see nothing
         # before them; SQLite needs no lock, its writers already run one at a time.
