@@ -14,10 +14,10 @@ $(BIN)/.installed: pyproject.toml
 ## run: set up, drop the samples into their senders' inboxes, run the pipeline once over them
 run: $(BIN)/.installed
 	@$(BIN)/python -c 'import pathlib, shutil; from gateway import partners; \
-	from mappings.x12 import envelope; reg = partners.load_all(); \
+	from mappings.x12 import outline; reg = partners.load_all(); \
 	[print(f, "->", shutil.copy(f, (d := pathlib.Path("var/inbox", p.id)).mkdir(parents=True, exist_ok=True) or d)) \
 	 for f in sorted(pathlib.Path("samples/x12").glob("*.edi")) \
-	 for ic in envelope.scan(f)[:1] if (p := reg.find_by_sender(ic.sender_qualifier, ic.sender_id))]'
+	 for ic in outline.scan(f)[:1] if (p := reg.find_by_sender(ic.sender_qualifier, ic.sender_id))]'
 	$(BIN)/edigw run --once
 	@echo "events: var/erp/events.jsonl   acknowledgments: var/outbox/<partner>/   store: var/edigw.db"
 

@@ -221,7 +221,7 @@ def inspect(paths: Annotated[list[Path], typer.Argument(
     from rich.console import Console
 
     from canonical.errors import GatewayError
-    from mappings.x12 import envelope
+    from mappings.x12 import outline
 
     found = expand(paths)
     note = found.skipped_note()
@@ -236,7 +236,7 @@ def inspect(paths: Annotated[list[Path], typer.Argument(
         try:
             if problem is not None:
                 raise GatewayError(problem.removeprefix(f"{path}: "))
-            interchanges = envelope.scan(path)
+            interchanges = outline.scan(path)
         except (GatewayError, OSError) as exc:
             typer.echo(f"edigw inspect: {path}: {exc}", err=True)
             unreadable += 1

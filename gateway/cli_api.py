@@ -48,8 +48,8 @@ def serve(
     Requests need a key: make one with `edigw api-key new --role operator` and add the
     line it prints to conf/api-keys.yaml (read again on change, no restart needed)."""
     from canonical.errors import ConfigError
+    from gateway.api.api_settings import ApiSettings
     from gateway.api.app import create_app
-    from gateway.api.settings import ApiSettings
 
     try:
         if config is not None and not config.is_file():

@@ -32,7 +32,7 @@ DeadLetterId = Annotated[int, typer.Argument(metavar="ID", min=1, max=MAX_ID)]
 def _api_settings(command: str, config: Path | None) -> Any:
     """The operator settings (store, mappings) from -c or conf/gateway.yaml."""
     from canonical.errors import ConfigError
-    from gateway.api.settings import ApiSettings
+    from gateway.api.api_settings import ApiSettings
 
     try:
         if config is None:

@@ -20,7 +20,7 @@ from gateway import partners as partners_mod
 from gateway.mapping_tools import inputs
 from mappings import translate as x12_translate
 from mappings.language import load_mapping
-from mappings.x12 import envelope as x12_envelope
+from mappings.x12 import outline as x12_envelope
 from mappings.x12 import specs
 
 

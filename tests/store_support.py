@@ -161,7 +161,7 @@ def pid() -> int:
 
 def take_numbers(url: str, count: int) -> list[int]:
     """count interchange control numbers taken one by one, in a process of its own."""
-    from gateway.store.control_numbers import StoreControlNumbers
+    from gateway.store.sequences import StoreControlNumbers
 
     engine = db.make_engine(url)
     numbers = StoreControlNumbers(engine, scope="US")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from gateway.api import problems, routes
+from gateway.api.api_settings import ApiSettings
 from gateway.api.keys import KeyRing
 from gateway.api.limits import BodyLimit
-from gateway.api.settings import ApiSettings
 from gateway.dry_run import Remapper
 from gateway.store import db
 

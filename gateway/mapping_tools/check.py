@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from canonical.errors import SpecificationError
-from gateway.mapping_tools import examples, reference
+from gateway.mapping_tools import code_lists, examples
 from mappings.language import check as language_check
 from mappings.language import extends, selectors
 from mappings.language.yaml_source import Marks, Path_, key_text, mark_of
@@ -170,11 +170,11 @@ def _table_problems(data: dict[str, Any], marks: Marks) -> list[str]:
     for field, path, out_path in _fields(data):
         if not isinstance(field, dict) or "table" not in field:
             continue
-        known: list[str] | frozenset[str] | None = reference.enum_at(str(event), out_path) \
+        known: list[str] | frozenset[str] | None = code_lists.enum_at(str(event), out_path) \
             if event else None
         what = f"the {event} schema's {'.'.join(out_path).replace('.[]', '[]')}"
         if known is None and out_path[-1:] == ("unit",):
-            known, what = reference.units(), "our units of measure (gateway/mapping_tools/units.txt)"
+            known, what = code_lists.units(), "our units of measure (gateway/mapping_tools/units.txt)"
         if known is None:
             continue
         table = field["table"]

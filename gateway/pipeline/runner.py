@@ -25,7 +25,7 @@ from canonical import redact
 from gateway import private
 from gateway.pipeline import lifeline
 from gateway.pipeline.context import Context
-from gateway.pipeline.receive import FolderInbox
+from gateway.pipeline.inbox import FolderInbox
 from gateway.pipeline.worker import Worker
 from gateway.store import db, migrate
 from gateway.store.models import (

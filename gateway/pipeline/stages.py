@@ -25,7 +25,6 @@ from gateway.pipeline.context import Context
 from gateway.pipeline.queue import enqueue_once
 from gateway.store import db, models, receive
 from gateway.store import events as store_events
-from gateway.store.control_numbers import SessionControlNumbers
 from gateway.store.models import (
     Acknowledgment,
     Event,
@@ -35,6 +34,7 @@ from gateway.store.models import (
     MessageStatus,
     WorkItem,
 )
+from gateway.store.sequences import SessionControlNumbers
 from mappings import translate
 from mappings.x12 import acks, validator
 from mappings.x12.reader import X12Reader

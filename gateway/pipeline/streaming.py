@@ -29,8 +29,8 @@ from gateway.pipeline import routing, stages
 from gateway.pipeline.context import Context
 from gateway.pipeline.queue import enqueue_once
 from gateway.store import claims, db, events, payloads
-from gateway.store.control_numbers import StoreControlNumbers
 from gateway.store.models import Message, MessageStatus, WorkItem
+from gateway.store.sequences import StoreControlNumbers
 from mappings import translate
 from mappings.x12 import acks, validator
 from mappings.x12.results import FileResult

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from gateway.api import keys
+from gateway.api.api_settings import ApiSettings
 from gateway.api.app import create_app
-from gateway.api.settings import ApiSettings
 from gateway.store import db
 from gateway.store.models import Audit, Base
 from tests import deadletter_support as seed

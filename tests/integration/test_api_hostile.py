@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.api import keys
+from gateway.api.api_settings import ApiSettings
 from gateway.api.app import create_app
-from gateway.api.settings import ApiSettings
 from tests import deadletter_support as seed
 from tests.store_support import migrated
 

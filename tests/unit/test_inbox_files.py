@@ -21,7 +21,7 @@ from sqlalchemy import select
 from channels import local_files
 from gateway.pipeline import crash
 from gateway.pipeline.context import Context
-from gateway.pipeline.receive import FolderInbox
+from gateway.pipeline.inbox import FolderInbox
 from gateway.store import db, receive
 from gateway.store.models import DeadLetter, Message
 from tests.pipeline_support import Site

@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 
 from canonical.errors import OutboundDataError
 from gateway.store import db
-from gateway.store.control_numbers import StoreControlNumbers
 from gateway.store.models import ControlNumber
+from gateway.store.sequences import StoreControlNumbers
 from mappings.x12.control_numbers import ControlNumbers
 from mappings.x12.writer import MAX_CONTROL_NUMBER
 from tests.store_support import migrated, take_numbers

@@ -9,7 +9,7 @@ The compiled-map cache (~/.cache/edigw) is warmed by one untimed validate first:
 the state every run after the first is in. One run with an empty cache folder is timed
 apart, for the very first run after installing or after a map change.
 
-    python bench/cli.py [--rounds 15]
+    python bench/cli_startup.py [--rounds 15]
 """
 
 from __future__ import annotations

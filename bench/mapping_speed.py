@@ -6,7 +6,7 @@ One run, one 50-line purchase order, documents per second for:
   (c) an equivalent jsonata-python expression over a prepared JSON tree (tree not timed).
 Targets: compiled >= 0.5x hand-written, compiled >= 30x jsonata-python.
 
-    python bench/mapping.py [--lines 50] [--seconds 1] [--rounds 3]
+    python bench/mapping_speed.py [--lines 50] [--seconds 1] [--rounds 3]
 """
 
 from __future__ import annotations
