@@ -81,6 +81,18 @@ def expand(paths: Iterable[Path]) -> Expanded:
     return out
 
 
+def _files_or_fail(command: str, paths: Iterable[Path]) -> tuple[Expanded, str | None]:
+    """The files to work on and the note on what was skipped; exit 2 when there are none."""
+    paths = list(paths)
+    found = expand(paths)
+    note = found.skipped_note()
+    if not found.files:
+        message = "no files found in " + ", ".join(map(str, paths))
+        raise cli_common.fail(command, f"{message}; {note}" if note else message,
+                              EXIT_UNREADABLE)
+    return found, note
+
+
 def _unreadable(path: Path, reason: str) -> "FileResult":
     from mappings.x12.results import FileResult
 
@@ -139,12 +151,7 @@ def validate(
             lenient = registry.get(partner).accept_with_errors
         except ConfigError as exc:
             raise cli_common.fail("validate", str(exc), EXIT_UNREADABLE) from exc
-    found = expand(paths)
-    note = found.skipped_note()
-    if not found.files:
-        message = "no files found in " + ", ".join(map(str, paths))
-        raise cli_common.fail("validate", f"{message}; {note}" if note else message,
-                              EXIT_UNREADABLE)
+    found, note = _files_or_fail("validate", paths)
     if ack_dir is not None:
         try:
             ack_dir.mkdir(parents=True, exist_ok=True)
@@ -225,12 +232,7 @@ def inspect(paths: Annotated[list[Path], typer.Argument(
     from canonical.errors import GatewayError
     from mappings.x12 import outline
 
-    found = expand(paths)
-    note = found.skipped_note()
-    if not found.files:
-        message = "no files found in " + ", ".join(map(str, paths))
-        raise cli_common.fail("inspect", f"{message}; {note}" if note else message,
-                              EXIT_UNREADABLE)
+    found, note = _files_or_fail("inspect", paths)
     console = Console(highlight=False)
     unreadable = 0
     for path in found.files:
