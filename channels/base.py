@@ -45,14 +45,28 @@ def encode(event: Event) -> bytes:
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """One input handed over by an inbound channel: who sent which bytes under what name."""
+    """One input handed over by an inbound channel: who sent which bytes under what name.
+
+    A channel that cannot take something it found (not a regular file, too large) hands
+    it over with `refused` saying why and no bytes: the intake records a dead letter that
+    says so, and the channel's ack then moves it aside. A large input may come as an open
+    descriptor (`fd`, positioned anywhere: it is read from its start) instead of bytes, so
+    that it never has to be in memory whole; the channel closes it on ack or close.
+    """
 
     partner: str
     source_name: str  # the name the partner gave it (a remote file name), checked, never a path
-    data: bytes
+    data: bytes = b""
     metadata: Mapping[str, str] = field(default_factory=dict)  # endpoint, remote path, size, ...
     # The channel's own handle for ack(); opaque to everyone else.
     token: object = field(default=None, compare=False, repr=False)
+    fd: int | None = field(default=None, compare=False, repr=False)
+    refused: str | None = None  # why the channel would not take it (then there are no bytes)
+
+    @property
+    def endpoint(self) -> str:
+        """Where it came from, as the store records it (`folder:/var/inbox/acme`, `sftp://...`)."""
+        return self.metadata.get("endpoint", "")
 
 
 @runtime_checkable

@@ -1,0 +1,79 @@
+"""The intake: what every inbound channel hands over becomes a stored message, then is acked.
+
+One function for every way a partner reaches us (a folder, SFTP, a webhook, a portal
+upload): `accept` stores the messages' bytes and enqueues their validate items in one
+commit, and only then tells the channel (`Input.ack`) that it may archive or delete its
+copy. A crash before the commit leaves the channel's copy in place, offered again; a
+crash after it and before the ack offers the same bytes again, and the store recognises
+them (same partner, same bytes: the same message, nothing done twice). The format is not
+looked at here: the validate stage tells X12 from CSV and JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from channels.base import InboundMessage, Input
+from gateway.pipeline import crash, parking
+from gateway.pipeline.context import Context
+from gateway.store import claims, db, payloads, receive
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What became of one inbound message: new, a repeat of a known one, or refused."""
+
+    message: InboundMessage
+    outcome: str  # new, duplicate, refused
+    message_id: int | None = None
+
+
+def accept(ctx: Context, messages: Sequence[InboundMessage],
+           source: Input | None = None) -> list[Accepted]:
+    """Store messages and enqueue their validation in one commit; then ack each to source.
+
+    A message whose `fd` holds its content has its parts past the first stored before,
+    one short transaction each (payloads.store_file), so the commit stays small. A refused
+    message becomes a dead letter naming the channel and the reason. Without a source
+    (a webhook answers its caller itself) nothing is acked.
+    """
+    if not messages:
+        return []
+    contents: list[bytes | payloads.Stored | None] = []
+    for m in messages:
+        if m.refused is not None:
+            contents.append(None)
+        elif m.fd is not None:
+            contents.append(payloads.store_file(ctx.engine, m.fd, m.source_name))
+        else:
+            contents.append(m.data)
+    crash.point("after_download_before_commit")
+    out: list[Accepted] = []
+    with db.transaction(ctx.engine) as s:
+        for m, data in zip(messages, contents, strict=True):
+            if data is None:
+                parking.park(s, stage="validate", endpoint=m.endpoint or f"partner:{m.partner}",
+                             reason=f"{m.source_name}: refused unread: {m.refused}", chain=[])
+                out.append(Accepted(m, "refused"))
+                continue
+            got = receive.receive(s, partner=m.partner, channel=m.endpoint or "unknown",
+                                  source_name=m.source_name, data=data)
+            if got.new:
+                claims.enqueue(s, "validate", message_id=got.message.id)
+            out.append(Accepted(m, "new" if got.new else "duplicate", got.message.id))
+    if source is not None:
+        for a in out:
+            crash.point("after_commit_before_archive")
+            source.ack(a.message)
+    for a in out:
+        if a.outcome == "refused":
+            log.warning("%s %s: refused unread: %s", a.message.endpoint, a.message.source_name,
+                        a.message.refused)
+        else:
+            log.info("%s %s: %s message %s", a.message.endpoint, a.message.source_name,
+                     "new" if a.outcome == "new" else "repeat of", a.message_id)
+    return out
