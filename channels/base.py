@@ -85,6 +85,14 @@ class Input(Protocol):
     def read(self) -> list[InboundMessage]:
         """The messages ready now (maybe none); raise TransientError or PermanentError."""
 
+    def unchanged(self, message: InboundMessage) -> bool:
+        """Just before the commit: whether the source still holds what was read.
+
+        False lets the message go (it is offered again once it settles) and the caller
+        leaves it out of the commit: a partner still writing a file after it was read
+        must not have its first half stored as a message.
+        """
+
     def ack(self, message: InboundMessage) -> None:
         """The store has committed `message`: archive or delete it at the source."""
 

@@ -12,6 +12,7 @@ that went on after the read is noticed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -62,6 +63,22 @@ class Signature:
     @property
     def file(self) -> tuple[int, int]:
         return self.device, self.inode
+
+
+DIR_MODE, FILE_MODE = 0o700, 0o600  # what the gateway keeps is its user's alone
+
+
+def make_dirs(path: Path) -> None:
+    """Create path and any missing parents, each new one 0700 (whatever the umask)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            folder.mkdir(mode=DIR_MODE)
+            os.chmod(folder, DIR_MODE)  # mkdir's mode is filtered by the umask
 
 
 def kind(mode: int) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canonical import errors
-from channels import config, erp_file, erp_http, erp_sql, sftp
+from channels import config, erp_file, erp_http, erp_sql, folder, sftp
 from channels.base import Input, Output
 
 
@@ -50,12 +50,19 @@ class InputRegistration:
 
     name: str
     config: type[config.ChannelConfig]
-    factory: Callable[..., Input]  # (settings, *, partner=...) -> Input
+    factory: Callable[..., Input]  # (settings, **context) -> Input; see build_input
     summary: str
+    # Declared in a partner's file under channels:, one Input per partner; otherwise the
+    # gateway's own (conf/gateway.yaml inbound.<name>), one Input for every partner.
+    per_partner: bool = True
 
 
 INPUTS: Mapping[str, InputRegistration] = {
     r.name: r for r in (
+        InputRegistration("folder", folder.FolderInputConfig, folder.FolderInput,
+                          "take the files partners leave in var/inbox/<partner>/: regular,"
+                          " settled, moved to .done/ after the store's commit",
+                          per_partner=False),
         InputRegistration("sftp", sftp.SftpInputConfig, sftp.SftpInput,
                           "poll a partner's SFTP server: pinned host key, stable files only,"
                           " archived after the store's commit; acks put in its outbox"),
@@ -63,13 +70,37 @@ INPUTS: Mapping[str, InputRegistration] = {
 }
 
 
-def build_input(kind: str, options: Mapping[str, Any], *, partner: str) -> Input:
-    """A partner's input of `kind` from its settings; ConfigError for an unknown kind or bad settings."""
-    try:
-        registration = INPUTS[kind]
-    except KeyError:
+def partner_kinds() -> list[str]:
+    """The channel kinds a partner's file may declare under channels:."""
+    return sorted(name for name, r in INPUTS.items() if r.per_partner)
+
+
+def load_partner_channel(kind: str, options: Mapping[str, Any], *,
+                         partner: str) -> config.ChannelConfig:
+    """A partner channel's validated settings; ConfigError for an unknown kind or bad settings."""
+    registration = INPUTS.get(kind)
+    if registration is None or not registration.per_partner:
+        known = ", ".join(partner_kinds())
+        raise errors.ConfigError(f"unknown channel kind {kind!r} (known: {known})")
+    return config.load(registration.config, dict(options),
+                       where=f"partner {partner} channel {kind}")
+
+
+def build_input(kind: str, options: Mapping[str, Any] | config.ChannelConfig,
+                **context: Any) -> Input:
+    """An input of `kind` from its settings; ConfigError for an unknown kind or bad settings.
+
+    context goes to the channel's constructor: `partner=` for a partner's channel, what
+    the gateway decides for its own (the folder's `max_bytes=`, `large_bytes=`).
+    """
+    registration = INPUTS.get(kind)
+    if registration is None:
         known = ", ".join(sorted(INPUTS))
-        raise errors.ConfigError(f"unknown input kind {kind!r} (known: {known})") from None
-    settings = config.load(registration.config, dict(options),
-                           where=f"partner {partner} channel {kind}")
-    return registration.factory(settings, partner=partner)
+        raise errors.ConfigError(f"unknown input kind {kind!r} (known: {known})")
+    if isinstance(options, config.ChannelConfig):
+        settings = options
+    else:
+        where = f"partner {context['partner']} channel {kind}" if "partner" in context else \
+            f"input {kind}"
+        settings = config.load(registration.config, dict(options), where=where)
+    return registration.factory(settings, **context)

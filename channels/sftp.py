@@ -215,6 +215,10 @@ class SftpInput:
         with self._guard(self._link, "polling the inbox"):
             return self._poll()
 
+    def unchanged(self, message: InboundMessage) -> bool:
+        """Always: the download was checked against the listing; ack() checks it again."""
+        return True
+
     def ack(self, message: InboundMessage) -> None:
         """The store has committed it: archive (or delete) the remote file, drop the spool copy."""
         handed = message.token

@@ -12,20 +12,9 @@ import contextlib
 import os
 from pathlib import Path
 
-DIR_MODE, FILE_MODE = 0o700, 0o600
+from channels.local_files import DIR_MODE, FILE_MODE, make_dirs
 
-
-def make_dirs(path: Path) -> None:
-    """Create path and any missing parents, each new one 0700."""
-    missing = []
-    for folder in (path, *path.parents):
-        if folder.exists():
-            break
-        missing.append(folder)
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # another process made it first
-            folder.mkdir(mode=DIR_MODE)
-            os.chmod(folder, DIR_MODE)  # mkdir's mode is filtered by the umask
+__all__ = ["DIR_MODE", "FILE_MODE", "make_dirs", "make_file"]
 
 
 def make_file(path: Path) -> None:

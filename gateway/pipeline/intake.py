@@ -21,6 +21,7 @@ from gateway.pipeline.context import Context
 from gateway.store import claims, db, payloads, receive
 
 log = logging.getLogger(__name__)
+_CHANGED = b"changed while it was stored"  # a marker, compared by identity
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,24 @@ def accept(ctx: Context, messages: Sequence[InboundMessage],
         if m.refused is not None:
             contents.append(None)
         elif m.fd is not None:
-            contents.append(payloads.store_file(ctx.engine, m.fd, m.source_name))
+            try:
+                contents.append(payloads.store_file(ctx.engine, m.fd, m.source_name))
+            except payloads.ChangedWhileRead:
+                if source is None:
+                    raise
+                contents.append(_CHANGED)  # its channel sees the change below, lets it go
         else:
             contents.append(m.data)
     crash.point("after_download_before_commit")
+    if source is not None:
+        # A source written to since it was read is left out: it comes again once settled.
+        kept = [(m, data) for m, data in zip(messages, contents, strict=True)
+                if source.unchanged(m) and data is not _CHANGED]
+    else:
+        kept = list(zip(messages, contents, strict=True))
     out: list[Accepted] = []
     with db.transaction(ctx.engine) as s:
-        for m, data in zip(messages, contents, strict=True):
+        for m, data in kept:
             if data is None:
                 parking.park(s, stage="validate", endpoint=m.endpoint or f"partner:{m.partner}",
                              reason=f"{m.source_name}: refused unread: {m.refused}", chain=[])

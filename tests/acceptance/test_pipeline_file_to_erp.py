@@ -153,7 +153,8 @@ def test_too_large_is_refused_unread(tmp_path: Path) -> None:
     site.drop("acme", ACME)
     site.run()
     [letter] = site.dead_letters()
-    assert letter.reason.startswith("too large") and letter.message_id is None
+    assert letter.reason.startswith(f"{ACME.name}: refused unread: too large")
+    assert letter.message_id is None
     assert (tmp_path / "var" / "inbox" / "acme" / ".rejected" / ACME.name).exists()
 
 

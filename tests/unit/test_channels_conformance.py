@@ -195,19 +195,28 @@ def test_unknown_kinds_are_refused() -> None:
 # tests/integration/test_sftp_sshd.py.)
 
 INPUT_OPTIONS: dict[str, dict[str, Any]] = {
+    "folder": {"root": "var/inbox", "stable_for": 0},
     "sftp": {"host": "127.0.0.1", "username": "distributor", "password": {"env": "NOT_READ"},
              "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIB+i+f+g512hHOTFePxcEAxWPHHEgU7usKyDlExOBaN",
              "inbox": "/outbound", "archive": "/outbound/archive"},
 }
 
 
+# What the gateway gives each kind when it builds one (a partner, or its own limits).
+INPUT_CONTEXT: dict[str, dict[str, Any]] = {
+    "folder": {"max_bytes": 1000, "large_bytes": 100},
+    "sftp": {"partner": "acme"},
+}
+
+
 def test_every_registered_input_has_options() -> None:
-    assert set(INPUT_OPTIONS) == set(registry.INPUTS)
+    assert set(INPUT_OPTIONS) == set(INPUT_CONTEXT) == set(registry.INPUTS)
 
 
 @pytest.mark.parametrize("input_kind", sorted(registry.INPUTS))
 def test_inputs_are_inputs_with_documented_settings(input_kind: str) -> None:
-    built = registry.build_input(input_kind, INPUT_OPTIONS[input_kind], partner="acme")
+    built = registry.build_input(input_kind, INPUT_OPTIONS[input_kind],
+                                 **INPUT_CONTEXT[input_kind])
     assert isinstance(built, Input)
     built.close()  # without connect: harmless
     for row in config.describe(registry.INPUTS[input_kind].config):
@@ -215,9 +224,9 @@ def test_inputs_are_inputs_with_documented_settings(input_kind: str) -> None:
         assert row.example is not None, f"{input_kind}.{row.name} has no example"
     with pytest.raises(errors.ConfigError, match="hostt"):
         registry.build_input(input_kind, {**INPUT_OPTIONS[input_kind], "hostt": "x"},
-                             partner="acme")
+                             **INPUT_CONTEXT[input_kind])
 
 
 def test_unknown_input_kinds_are_refused() -> None:
-    with pytest.raises(errors.ConfigError, match=r"unknown input kind 'ftp' \(known: sftp"):
+    with pytest.raises(errors.ConfigError, match=r"unknown input kind 'ftp' \(known: folder, sftp\)"):
         registry.build_input("ftp", {}, partner="acme")

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from channels import local_files
-from gateway.pipeline import crash
+from gateway.pipeline import crash, intake
 from gateway.pipeline.context import Context
 from gateway.pipeline.inbox import FolderInbox
 from gateway.store import db, receive
@@ -80,6 +80,12 @@ def reasons(inbox: FolderInbox) -> list[str]:
         return [d.reason for d in s.scalars(select(DeadLetter).order_by(DeadLetter.id))]
 
 
+def take(inbox: FolderInbox, path: Path, seen: local_files.Signature) -> list:
+    """What the inbox does with one file its poll found stable: hand it over, accept it."""
+    got = inbox.input.take("acme", path, seen)
+    return intake.accept(inbox.ctx, [got] if got else [], inbox.input)
+
+
 def poll_guarded(inbox: FolderInbox) -> list:
     """poll() in a thread, so a read that blocks fails the test instead of hanging it."""
     result: list = []
@@ -100,7 +106,8 @@ def test_a_symlink_to_a_file_outside_is_refused_unread(tmp_path: Path, make_inbo
     assert taken.outcome == "refused"
     assert stored(inbox) == []
     [reason] = reasons(inbox)
-    assert reason.startswith("not a regular file: x.edi is a symbolic link; moved to")
+    assert reason.startswith("x.edi: refused unread: not a regular file: x.edi is a symbolic"
+                             f" link; moved to {folder(inbox) / '.rejected'}/")
     assert "x.edi is a symbolic link" in caplog.text
     moved = folder(inbox) / ".rejected" / "x.edi"
     assert moved.is_symlink() and secret.read_bytes() == CANARY  # the link moved, not its file
@@ -133,7 +140,8 @@ def test_other_kinds_of_file_are_refused_without_reading_them(
     [taken] = poll_guarded(inbox)
     assert taken.outcome == "refused"
     assert stored(inbox) == []
-    assert reasons(inbox)[0].startswith(f"not a regular file: odd.edi is {kind}; moved to")
+    assert reasons(inbox)[0].startswith(f"odd.edi: refused unread: not a regular file: odd.edi"
+                                        f" is {kind}; moved to")
     assert os.path.lexists(folder(inbox) / ".rejected" / "odd.edi")
     assert poll_guarded(inbox) == []  # refused once, not at every poll
 
@@ -148,7 +156,7 @@ def test_a_file_swapped_for_a_link_after_the_poll_saw_it_is_refused(tmp_path: Pa
     seen = local_files.Signature.of(path.lstat())
     path.unlink()
     path.symlink_to(secret)  # between the poll's lstat and the open
-    [taken] = inbox.take_many([("acme", path, seen)])
+    [taken] = take(inbox, path, seen)
     assert taken.outcome == "refused" and stored(inbox) == []
     assert "x.edi is a symbolic link" in reasons(inbox)[0]
 
@@ -161,11 +169,10 @@ def test_a_fifo_swapped_in_after_the_poll_is_refused_without_blocking(make_inbox
     path.unlink()
     os.mkfifo(path)
     result: list = []
-    t = threading.Thread(target=lambda: result.append(inbox.take_many([("acme", path, seen)])),
-                         daemon=True)
+    t = threading.Thread(target=lambda: result.append(take(inbox, path, seen)), daemon=True)
     t.start()
     t.join(timeout=60)
-    assert not t.is_alive(), "take_many() blocked on a FIFO"
+    assert not t.is_alive(), "taking it blocked on a FIFO"
     assert [r.outcome for r in result[0]] == ["refused"]
 
 
@@ -237,7 +244,8 @@ def test_a_file_growing_past_the_size_limit_is_refused_once_it_settles(make_inbo
     assert path.exists() and reasons(inbox) == []
     clock.now += 2
     [taken] = inbox.poll()
-    assert taken.outcome == "refused" and reasons(inbox)[0].startswith("too large: po.edi")
+    assert taken.outcome == "refused"
+    assert reasons(inbox)[0].startswith("po.edi: refused unread: too large: po.edi")
 
 
 def test_a_file_open_for_writing_is_not_taken(make_inbox) -> None:

@@ -26,11 +26,15 @@ class Recorder:
 
     def __init__(self) -> None:
         self.acked: list[str] = []
+        self.changed: set[str] = set()
 
     def connect(self) -> None: ...
 
     def read(self) -> list[InboundMessage]:
         return []
+
+    def unchanged(self, message: InboundMessage) -> bool:
+        return message.source_name not in self.changed
 
     def ack(self, message: InboundMessage) -> None:
         self.acked.append(message.source_name)
@@ -106,3 +110,14 @@ def test_large_content_by_descriptor_is_stored_in_parts(ctx: Context, tmp_path: 
         msg = s.get(Message, got.message_id)
         assert msg is not None
         assert receive.payload(s, msg.payload_sha256) == data
+
+
+def test_a_message_changed_since_its_read_is_left_out_and_not_acked(ctx: Context) -> None:
+    source = Recorder()
+    source.changed.add("growing.edi")
+    got = intake.accept(ctx, [_msg("growing.edi", b"ISA*half"), _msg("whole.edi", b"ISA*x~")],
+                        source)
+    assert [a.message.source_name for a in got] == ["whole.edi"]
+    assert source.acked == ["whole.edi"]
+    with db.transaction(ctx.engine, write=False) as s:
+        assert [m.source_name for m in s.scalars(select(Message))] == ["whole.edi"]
