@@ -57,13 +57,23 @@ def describe(model: type[ChannelConfig]) -> list[FieldDoc]:
     return rows
 
 
+def problems(model: type[ChannelConfig], options: dict[str, Any],
+             ) -> tuple[ChannelConfig | None, list[tuple[tuple[str | int, ...], str]]]:
+    """The validated model, or None and each problem as (key path within options, message).
+
+    The input value is left out of every message: it may be a secret.
+    """
+    try:
+        return model.model_validate(options), []
+    except pydantic.ValidationError as exc:
+        return None, [(tuple(e["loc"]), e["msg"]) for e in exc.errors()]
+
+
 def load(model: type[ChannelConfig], options: dict[str, Any], *, where: str) -> ChannelConfig:
     """Validate options into the model, or raise ConfigError naming `where` and each bad key."""
-    try:
-        return model.model_validate(options)
-    except pydantic.ValidationError as exc:
-        # The input value is left out of the message: it may be a secret.
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise errors.ConfigError(f"{where}: invalid settings: {problems}") from None
+    settings, found = problems(model, options)
+    if settings is None:
+        text = "; ".join(f"{'.'.join(str(p) for p in loc) or '(top)'}: {msg}"
+                         for loc, msg in found)
+        raise errors.ConfigError(f"{where}: invalid settings: {text}")
+    return settings

@@ -91,7 +91,7 @@ def list_partners(
     config: ConfigOption = None,
     format: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
 ) -> None:
-    """List the configured partners with their ISA sender ids."""
+    """List the configured partners with their ISA sender ids and channels."""
     import json
     import sys
 
@@ -108,8 +108,11 @@ def list_partners(
         found = partners_mod.load_all(s.partners_folder, mappings_root=s.mappings_root)
     except ConfigError as exc:
         raise cli_common.fail("partners list", str(exc), EXIT_ERROR) from exc
+    # A secret appears as the name of its environment variable ({"env": ...}), never its value.
     rows = [{"id": p.id, "name": p.name,
-             "isa": [{"qualifier": q, "id": i} for q, i in p.isa_ids]} for p in found]
+             "isa": [{"qualifier": q, "id": i} for q, i in p.isa_ids],
+             "channels": {kind: c.model_dump(mode="json") for kind, c in p.channels.items()}}
+            for p in found]
     if format == "json":
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -117,10 +120,11 @@ def list_partners(
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("id", "name", "ISA sender (qualifier:id)")
+    table = Table("id", "name", "ISA sender (qualifier:id)", "channels")
     for r in rows:
         table.add_row(escape(r["id"]), escape(r["name"]),
-                      escape(", ".join(f"{i['qualifier']}:{i['id']}" for i in r["isa"])))
+                      escape(", ".join(f"{i['qualifier']}:{i['id']}" for i in r["isa"])),
+                      escape(", ".join(sorted(r["channels"])) or "-"))
     Console(highlight=False).print(table)
     if not rows:
         typer.echo(f"no partner files (*.yaml) in {s.partners_folder}", err=True)

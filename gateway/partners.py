@@ -11,13 +11,16 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from canonical.errors import ConfigError, MappingFileError
 from mappings.language import yaml_source
 from mappings.x12 import validator
+
+if TYPE_CHECKING:  # pydantic and the channels are imported only for partners with channels
+    from channels.config import ChannelConfig
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "partner.schema.json"
 
@@ -44,7 +47,8 @@ class Partner:
     gs_ids: tuple[str, ...] = ()
     secrets: dict[str, str] = field(default_factory=dict)  # secret name -> env var name
     mappings: dict[str, Path] = field(default_factory=dict)  # document type -> mapping file
-    channels: dict[str, Any] = field(default_factory=dict)
+    # Inbound channels by kind (channels.registry.INPUTS), their settings validated.
+    channels: dict[str, ChannelConfig] = field(default_factory=dict)
     # validation.accept_with_errors, as the validator spells the codes (AK403-6 ...)
     accept_with_errors: frozenset[str] = frozenset()
 
@@ -123,8 +127,32 @@ def load(path: str | Path, *, mappings_root: str | Path = "mappings") -> Partner
         isa_ids=tuple((i["qualifier"], i["id"]) for i in x12.get("isa") or ()),
         gs_ids=tuple(x12.get("gs") or ()),
         secrets={k: v["env"] for k, v in (data.get("secrets") or {}).items()},
-        mappings=refs, channels=dict(data.get("channels") or {}),
+        mappings=refs, channels=_channels(data["id"], data.get("channels") or {}, marks, file),
         accept_with_errors=validator.leniency_codes(lenient))
+
+
+def _channels(partner: str, raw: dict[str, Any], marks: yaml_source.Marks,
+              file: str) -> dict[str, ChannelConfig]:
+    """Each declared channel's settings checked by its kind's config model."""
+    if not raw:
+        return {}
+    from channels import config, registry  # paramiko and the rest, only for partners that use them
+
+    out: dict[str, ChannelConfig] = {}
+    for kind, options in raw.items():
+        reg = registry.INPUTS.get(kind)
+        if reg is None or not reg.per_partner:
+            known = ", ".join(registry.partner_kinds())
+            raise _error(marks, ("channels", kind),
+                         f"unknown channel kind {kind!r} (known: {known})", file)
+        settings, found = config.problems(reg.config, dict(options))
+        if settings is None:
+            # Each problem at its own key's line (a missing key at its channel's line).
+            errs = [_error(marks, ("channels", kind, *loc), msg, file) for loc, msg in found]
+            raise PartnerConfigError("\n".join(map(str, errs)), file=errs[0].file,
+                                     line=errs[0].line, key=errs[0].key)
+        out[kind] = settings
+    return out
 
 
 class Partners:

@@ -112,3 +112,68 @@ def test_a_leniency_code_outside_the_set_is_refused_with_its_line(root, code):
     with pytest.raises(PartnerConfigError) as err:
         partners.load(p, mappings_root=root / "mappings")
     assert err.value.line == 12 and "validation.accept_with_errors[1]" in str(err.value)
+
+
+SFTP = """channels:
+  sftp:
+    host: sftp.acme.example
+    username: distributor
+    password: {env: ACME_SFTP_PASSWORD}
+    host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIB+i+f+g512hHOTFePxcEAxWPHHEgU7usKyDlExOBaN"
+    inbox: /outbound
+    archive: /outbound/archive
+    outbox: /inbound
+"""
+
+
+def test_a_partner_sftp_channel_is_checked_by_its_config_model(root):
+    from channels.sftp import SftpInputConfig
+
+    p = partners.load(write(root, "acme", GOOD + SFTP), mappings_root=root / "mappings")
+    [(kind, sftp)] = p.channels.items()
+    assert kind == "sftp" and isinstance(sftp, SftpInputConfig)
+    assert (sftp.host, sftp.outbox, sftp.password.env) == ("sftp.acme.example", "/inbound",
+                                                          "ACME_SFTP_PASSWORD")
+
+
+@pytest.mark.parametrize(("change", "line", "key", "says"), [
+    (("    outbox: /inbound", "    outbx: /inbound"), 19, "channels.sftp.outbx",
+     "Extra inputs are not permitted"),
+    (("    host: sftp.acme.example\n", ""), 12, "channels.sftp.host", "Field required"),
+    (("    archive: /outbound/archive\n", ""), 12, "channels.sftp",
+     "give exactly one of archive and delete_after_receive"),
+    (("    host_key: \"ssh-ed25519 AAAA", "    host_key: \"ssh-ed25519 !AAA"), 16,
+     "channels.sftp.host_key", "not a usable ssh-ed25519 public key"),
+    (("  sftp:", "  ftp:"), 12, "channels.ftp", "unknown channel kind 'ftp' (known: sftp)"),
+    (("  sftp:", "  folder:"), 12, "channels.folder",
+     "unknown channel kind 'folder' (known: sftp)"),
+])
+def test_bad_channels_name_file_line_and_key(root, change, line, key, says):
+    path = write(root, "acme", (GOOD + SFTP).replace(*change))
+    with pytest.raises(PartnerConfigError) as got:
+        partners.load(path, mappings_root=root / "mappings")
+    assert (got.value.file, got.value.line, got.value.key) == (str(path), line, key)
+    assert str(got.value).startswith(f"{path}:{line}: {key}: ")
+    assert says in str(got.value)
+
+
+def test_partners_list_shows_channels_with_secrets_by_name(root, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    write(root, "acme", GOOD + SFTP)
+    (root / "gateway.yaml").write_text(
+        f"partners: {{folder: {root / 'conf'}, mappings: {root / 'mappings'}}}\n")
+    monkeypatch.setenv("ACME_SFTP_PASSWORD", "canary-password-0d5e")
+    r = CliRunner().invoke(app, ["partners", "list", "--format", "json",
+                                 "-c", str(root / "gateway.yaml")])
+    assert r.exit_code == 0, r.output
+    [acme] = json.loads(r.stdout)
+    sftp = acme["channels"]["sftp"]
+    assert sftp["password"] == {"env": "ACME_SFTP_PASSWORD"} and sftp["port"] == 22
+    assert sftp["inbox"] == "/outbound" and "canary-password" not in r.output
+    text = CliRunner().invoke(app, ["partners", "list", "-c", str(root / "gateway.yaml")])
+    assert text.exit_code == 0 and "sftp" in text.output
