@@ -1,6 +1,8 @@
-"""`edigw run`: migrate the store, poll the inbound folders, keep N worker processes running.
+"""`edigw run`: migrate the store, poll the inbound channels, keep N worker processes running.
 
-With once=True it takes every file now in the inboxes, works the queue until nothing is
+The folder inbox is polled from the runner's loop, each partner's remote channel (SFTP) in
+a thread of its own (gateway/pipeline/inbox.py). With once=True it takes every file now
+in the inboxes, works the queue until nothing is
 ready or running, and returns: for tests, demos and cron. Worker processes are started
 with spawn (no fork of a process holding database connections and threads), and one that
 dies is started again; its claimed item comes back when its lease runs out. Workers die
@@ -14,7 +16,6 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -25,7 +26,7 @@ from canonical import redact
 from gateway import private
 from gateway.pipeline import lifeline
 from gateway.pipeline.context import Context
-from gateway.pipeline.inbox import FolderInbox
+from gateway.pipeline.inbox import Inbound
 from gateway.pipeline.worker import Worker
 from gateway.store import db, migrate
 from gateway.store.models import (
@@ -40,8 +41,6 @@ from gateway.store.models import (
 )
 
 log = logging.getLogger(__name__)
-# How long --once waits for files still being written before it leaves them for next time.
-ONCE_STABLE_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -64,14 +63,12 @@ def run(config: str | None = None, *, workers: int | None = None, once: bool = F
     migrate.upgrade(url)
     count = workers or ctx.settings.workers.count
     stop = stop or threading.Event()
-    inbox = FolderInbox(ctx) if ctx.settings.inbox_enabled else None
+    inbound = Inbound(ctx)
     try:
-        if inbox is not None:
-            inbox.prepare()
+        inbound.prepare()
         _prepare_files(ctx)
         if once:
-            if inbox is not None:
-                _drain_inbox(inbox)
+            inbound.drain()
             if count == 1:
                 Worker(ctx).run(until_idle=True)
             else:
@@ -79,9 +76,10 @@ def run(config: str | None = None, *, workers: int | None = None, once: bool = F
                 for p in procs:
                     p.join()
         else:
-            _serve(ctx, inbox, config, url, count, stop)
+            _serve(ctx, inbound, config, url, count, stop)
         return summary(ctx)
     finally:
+        inbound.close()
         ctx.close()
 
 
@@ -92,29 +90,17 @@ def _prepare_files(ctx: Context) -> None:
             private.make_dirs(Path(dest.config["path"]).parent)
 
 
-def _drain_inbox(inbox: FolderInbox) -> None:
-    deadline = time.monotonic() + inbox.ctx.settings.stable_for + ONCE_STABLE_WAIT
-    while True:
-        inbox.poll()
-        if not inbox.waiting() or time.monotonic() > deadline:
-            return
-        time.sleep(0.1)
-
-
-def _serve(ctx: Context, inbox: FolderInbox | None, config: str | None, url: str, count: int,
+def _serve(ctx: Context, inbound: Inbound, config: str | None, url: str, count: int,
            stop: threading.Event) -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     procs = [_start(config, url, once=False) for _ in range(count)]
-    log.info("running: %d worker(s); inbox %s", count, inbox.root if inbox else "off")
+    inbound.start(stop)
+    log.info("running: %d worker(s); inbound %s", count, inbound)
     try:
         while not stop.is_set():
-            if inbox is not None:
-                try:
-                    inbox.poll()
-                except Exception:  # a bad poll must not stop the gateway; try again
-                    log.exception("polling %s failed", inbox.root)
+            inbound.poll_folder()
             for i, p in enumerate(procs):
                 if not p.is_alive():
                     log.warning("worker %s exited with %s; starting another", p.pid, p.exitcode)
