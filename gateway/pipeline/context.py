@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -25,6 +26,13 @@ KINDS = ("validate", "map", "route", "deliver", "ack")
 VALIDATED_KEPT = 1024
 
 
+class RemoteOutbox(Protocol):
+    """A partner channel that can put a file in the partner's outbox (channels.sftp)."""
+
+    def put(self, name: str, data: bytes) -> str: ...
+    def close(self) -> None: ...
+
+
 @dataclass
 class Context:
     """One process's view of the gateway; outputs are opened once and reused."""
@@ -37,6 +45,9 @@ class Context:
     # validate stage in the same process does not validate the file again.
     validated: OrderedDict[str, FileResult] = field(default_factory=OrderedDict)
     large_validated: str | None = None  # the one large payload's result kept among them
+    # Partners' remote outboxes (None: the local outbox folder), built on first use; each
+    # connects when it first puts a file, and stays connected for the next.
+    remote_outboxes: dict[str, RemoteOutbox | None] = field(default_factory=dict)
 
     @classmethod
     def load(cls, config: str | None = None, *, store_url: str | None = None) -> Context:
@@ -57,6 +68,20 @@ class Context:
             self.outputs[destination] = out
         return out
 
+    def remote_outbox(self, partner: str) -> RemoteOutbox | None:
+        """The channel whose outbox takes the partner's acknowledgments, if one declares one."""
+        if partner not in self.remote_outboxes:
+            found = None
+            p = self.partners.by_id.get(partner)
+            for kind, settings in (p.channels.items() if p else ()):
+                if getattr(settings, "outbox", None):
+                    built = registry.build_input(kind, settings, partner=partner)
+                    if hasattr(built, "put"):
+                        found = built  # type: ignore[assignment]
+                        break
+            self.remote_outboxes[partner] = found
+        return self.remote_outboxes[partner]
+
     def keep_validated(self, sha256: str, result: FileResult, *, large: bool = False) -> None:
         """Keep a payload's validation result for its map stage (a few, newest last).
 
@@ -73,8 +98,12 @@ class Context:
             self.validated.popitem(last=False)
 
     def close(self) -> None:
-        """Close the outputs and the engine's connections."""
+        """Close the outputs, the remote outboxes and the engine's connections."""
         for out in self.outputs.values():
             out.close()
         self.outputs.clear()
+        for box in self.remote_outboxes.values():
+            if box is not None:
+                box.close()
+        self.remote_outboxes.clear()
         self.engine.dispose()

@@ -119,7 +119,11 @@ def deliver(ctx: Context, item: WorkItem, loaded: Loaded | None = None) -> None:
 
 
 def ack(ctx: Context, item: WorkItem) -> None:
-    """Write the message's acknowledgments into the partner's outbox folder, then record them."""
+    """Put the message's acknowledgments in the partner's outbox, then record them.
+
+    The outbox is the partner's remote one (its SFTP channel's `outbox`) if it has one,
+    else the local folder <acks.folder>/<partner>/.
+    """
     ack_many(ctx, [item])
 
 
@@ -134,6 +138,13 @@ def ack_many(ctx: Context, items: Sequence[WorkItem]) -> None:
     # Every one, sent or not: a replay rewrites the same files under the same names.
     folders = set()
     for _, partner, name, data in files:
+        remote = ctx.remote_outbox(partner)
+        if remote is not None:
+            crash.point("during_ack_write")
+            # Uploaded as name.part, then renamed: the partner never sees half of it. A
+            # network failure is a TransientError: the item is tried again later.
+            remote.put(name, data)
+            continue
         target = ctx.settings.outbox_root / partner / name
         write_atomically(target, data, sync_folder=False)
         folders.add(target.parent)
