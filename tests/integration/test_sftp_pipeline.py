@@ -1,0 +1,253 @@
+"""A partner's SFTP server through the whole pipeline, against a real OpenSSH sshd (issue #8).
+
+The partner (acme) declares `channels.sftp` in its own file, pointing at a loopback sshd;
+`edigw run` polls it beside the folder inbox. A file left in the partner's inbox reaches
+the ERP once, its 997 is put in the partner's outbox and the file is archived; a crash
+between the store's commit and the archive, a server killed mid-transfer, and runner or
+worker kills during a flow of 200 files lose nothing and deliver nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pytest
+import yaml
+
+from channels.erp_sim import running_simulator
+from gateway.pipeline import inbox
+from gateway.pipeline.context import Context
+from tests.conftest import REPO
+from tests.crash_support import Gateway, Store, make_850s
+from tests.pipeline_support import SAMPLES, Site
+from tests.sshd_support import SshServer
+from tests.store_support import migrated
+
+pytestmark = pytest.mark.integration
+
+
+class Remote:
+    """The partner's side on the sshd: its inbox, archive and outbox folders."""
+
+    def __init__(self, server: SshServer, root: Path) -> None:
+        self.server = server
+        self.inbox, self.archive, self.outbox = (root / "remote" / n for n in
+                                                 ("outbound", "archive", "inbound"))
+        self.spool = root / "spool"
+        for d in (self.inbox, self.archive, self.outbox, self.spool):
+            d.mkdir(parents=True)
+
+    def put(self, name: str, data: bytes) -> None:
+        """The partner's upload: written aside, then renamed in."""
+        part = self.inbox / f"{name}.part"
+        part.write_bytes(data)
+        part.rename(self.inbox / name)
+
+    def acks(self) -> list[str]:
+        return sorted(p.read_text("ascii") for p in self.outbox.iterdir())
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def sftp_site(root: Path, remote: Remote, **extra: Any) -> Site:
+    """A site whose acme partner is reached over SFTP (and otherwise as conf/partners says)."""
+    partners = root / "conf" / "partners"
+    partners.mkdir(parents=True)
+    acme = yaml.safe_load((REPO / "conf" / "partners" / "acme.yaml").read_text("utf-8"))
+    acme["channels"] = {"sftp": remote.server.config_options(
+        inbox=str(remote.inbox), archive=str(remote.archive), outbox=str(remote.outbox),
+        spool_dir=str(remote.spool), poll_interval=0.2, backoff_initial=0.1, backoff_max=1)}
+    (partners / "acme.yaml").write_text(yaml.safe_dump(acme), encoding="utf-8")
+    return Site(root, partners={"folder": str(partners), "mappings": str(REPO / "mappings")},
+                **extra)
+
+
+@pytest.fixture
+def remote(sshd: SshServer, tmp_path: Path) -> Remote:
+    return Remote(sshd, tmp_path)
+
+
+def run_once(site: Site, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`edigw run --once` as a process of its own (a crash point kills it, not the test)."""
+    return subprocess.run([sys.executable, "-m", "gateway.cli", "run", "--once", "--config",
+                           str(site.config)], cwd=site.root, env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_an_sftp_file_reaches_the_erp_once_its_997_goes_back_and_it_is_archived(
+        remote: Remote, tmp_path: Path) -> None:
+    site = sftp_site(tmp_path, remote)
+    sample = SAMPLES / "acme-850-4010.edi"
+    remote.put("po1.edi", sample.read_bytes())
+    site.run()
+    events = site.events()
+    assert events and len({e["id"] for e in events}) == len(events)
+    assert names(remote.inbox) == [] and names(remote.archive) == ["po1.edi"]
+    assert (remote.archive / "po1.edi").read_bytes() == sample.read_bytes()
+    # The sample asks for a TA1 (ISA14 = 1) beside its group's 997.
+    assert [n.split("_")[0] for n in names(remote.outbox)] == ["997", "TA1"]
+    ack = (remote.outbox / names(remote.outbox)[0]).read_text("ascii")
+    assert "ST*997*" in ack and "AK9*A*1*1*1~" in ack
+    assert site.acks("acme") == []  # not the local outbox: the partner's own
+    assert names(remote.spool) == []  # downloads dropped once acked
+    # The same bytes left again (a partner's resend): the same message, no second effect.
+    remote.put("po1-again.edi", sample.read_bytes())
+    site.run()
+    assert site.events() == events
+    assert names(remote.archive) == ["po1-again.edi", "po1.edi"]
+
+
+def test_a_crash_between_the_commit_and_the_remote_archive_delivers_once(
+        remote: Remote, tmp_path: Path) -> None:
+    site = sftp_site(tmp_path, remote)
+    remote.put("po.edi", make_850s(700, 3))
+    crashed = run_once(site, {"EDIGW_CRASH": "after_commit_before_archive:1"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    assert names(remote.inbox) == ["po.edi"] and names(remote.archive) == []  # not archived
+    assert site.events() == []
+    again = run_once(site)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "po.edi: repeat of message 1" in again.stderr  # the same message, recognised
+    assert (names(remote.inbox), names(remote.archive)) == ([], ["po.edi"])
+    pos = Counter(e["subject"] for e in site.events())
+    assert pos == Counter({f"PO00700{n:04d}": 1 for n in (1, 2, 3)})
+    [ack] = remote.acks()
+    assert "AK9*A*3*3*3~" in ack
+
+
+def test_a_server_killed_mid_transfer_loses_nothing_and_the_next_run_takes_it(
+        remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    site = sftp_site(tmp_path, remote)
+    data = make_850s(710, 600)  # some 90 KB: several reads of paramiko's download
+    assert len(data) > 2 * 32768
+    remote.put("big.edi", data)
+    real_getfo = paramiko.SFTPClient.getfo
+    written: list[int] = []
+
+    class KillingWriter:
+        """The download's file: the server is killed once the first bytes have arrived."""
+
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def write(self, chunk: bytes) -> int:
+            written.append(len(chunk))
+            if len(written) == 1:
+                remote.server.kill()
+            return self.f.write(chunk)
+
+    def getfo(self: paramiko.SFTPClient, path: str, fl: Any, *args: Any, **kw: Any) -> int:
+        return real_getfo(self, path, KillingWriter(fl), *args, **kw)
+
+    monkeypatch.setattr(paramiko.SFTPClient, "getfo", getfo)
+    ctx = Context.load(str(site.config))
+    try:
+        migrated(site.store_url).dispose()
+        [channel] = inbox.partner_inputs(ctx)
+        assert inbox.poll_logged(ctx, channel) == 0  # the first poll only sees the file
+        assert inbox.poll_logged(ctx, channel) == 0  # the second downloads it: killed
+        channel.close()
+    finally:
+        ctx.close()
+    monkeypatch.undo()
+    assert written and sum(written) < len(data)  # it was cut off mid-transfer
+    assert "polling the inbox: " in caplog.text  # logged, and the runner goes on
+    assert names(remote.inbox) == ["big.edi"] and names(remote.spool) == []
+    store = Store(site.store_url)
+    assert store.counts()["messages"] == 0
+    store.close()
+    remote.server.start()  # back, same port and key
+    site.run()
+    pos = Counter(e["subject"] for e in site.events())
+    assert len(pos) == 600 and set(pos.values()) == {1}
+    assert (names(remote.inbox), names(remote.archive)) == ([], ["big.edi"])
+
+
+FILES, WAVES, FIRST = 200, 5, 800
+
+
+def test_200_files_with_runner_and_worker_kills_each_po_once(remote: Remote,
+                                                              tmp_path: Path) -> None:
+    with running_simulator() as sim:
+        site = sftp_site(
+            tmp_path, remote,
+            destinations={"erp": {"type": "http", "config": {"url": sim.events_url,
+                                                             "read_timeout": 10.0}}},
+            inbound={"folder": {"stable_for": 0, "poll_interval": 0.2}},
+            workers={"lease_seconds": 3.0, "heartbeat_seconds": 1.0, "idle_sleep": 0.2,
+                     "max_claims": 20})
+        gw = Gateway(site, workers=2)
+        gw.start()
+        store: Store | None = None
+        kills = Counter[str]()
+        try:
+            per_wave = FILES // WAVES
+            for wave in range(WAVES):
+                for f in range(wave * per_wave, (wave + 1) * per_wave):
+                    remote.put(f"po-{f:03d}.edi", make_850s(FIRST + f, 1))
+                store = store or _open_store(site.store_url, gw)
+                # Some of this wave in the store, then a kill: the runner (it polls the
+                # server and commits) on even waves, a worker on odd ones.
+                before = wave * per_wave
+                _wait(lambda s=store, n=before: s.counts()["messages"] > n, gw, 60)
+                if wave % 2 == 0:
+                    os.kill(gw.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+                    kills["runner"] += 1
+                    gw.keep_alive()
+                else:
+                    assert gw.kill_worker(lambda pids: pids[0]) is not None
+                    kills["worker"] += 1
+
+            def done() -> bool:
+                c = store.counts()  # type: ignore[union-attr]
+                return (not names(remote.inbox) and c["messages"] == FILES
+                        and c["waiting"] == 0 and c["acks_unsent"] == 0)
+            _wait(done, gw, 120)
+            c = store.counts()
+            effects = Counter(e["subject"] for e in sim.effects())
+            assert effects == Counter({f"PO{FIRST + f:05d}0001": 1 for f in range(FILES)}), c
+            assert c["deliveries"] == c["delivered"] == FILES and c["dead_letters"] == 0, c
+            assert len(names(remote.archive)) == FILES
+            acks = remote.acks()
+            assert len(acks) == FILES and all("AK9*A*1*1*1~" in a for a in acks)
+            assert sum(kills.values()) == WAVES
+        finally:
+            gw.stop()
+            if store is not None:
+                store.close()
+
+
+def _open_store(url: str, gw: Gateway) -> Store:
+    """The store once the runner has migrated it."""
+    deadline = time.monotonic() + 60
+    while True:
+        store = Store(url)
+        try:
+            store.counts()
+            return store
+        except Exception:
+            store.close()
+            if time.monotonic() > deadline:
+                raise
+            gw.keep_alive()
+            time.sleep(0.2)
+
+
+def _wait(ready: Any, gw: Gateway, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        gw.keep_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(f"not done after {timeout:.0f} s; log tail: {gw.log_text()[-3000:]}")
+        time.sleep(0.2)
