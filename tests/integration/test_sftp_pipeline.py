@@ -13,18 +13,23 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paramiko
 import pytest
 import yaml
+from sqlalchemy import select
 
 from channels.erp_sim import running_simulator
 from gateway.pipeline import inbox
 from gateway.pipeline.context import Context
+from gateway.store import db
+from gateway.store.models import Message
 from tests.conftest import REPO
 from tests.crash_support import Gateway, Store, make_850s
 from tests.pipeline_support import SAMPLES, Site
@@ -59,15 +64,20 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-def sftp_site(root: Path, remote: Remote, **extra: Any) -> Site:
-    """A site whose acme partner is reached over SFTP (and otherwise as conf/partners says)."""
+def sftp_site(root: Path, remote: Remote, others: dict[str, Remote] | None = None,
+              options: dict[str, dict[str, Any]] | None = None, **extra: Any) -> Site:
+    """A site whose acme partner (and `others`) are reached over SFTP, and otherwise are as
+    conf/partners says; `options` by partner change their channel's settings."""
     partners = root / "conf" / "partners"
     partners.mkdir(parents=True)
-    acme = yaml.safe_load((REPO / "conf" / "partners" / "acme.yaml").read_text("utf-8"))
-    acme["channels"] = {"sftp": remote.server.config_options(
-        inbox=str(remote.inbox), archive=str(remote.archive), outbox=str(remote.outbox),
-        spool_dir=str(remote.spool), poll_interval=0.2, backoff_initial=0.1, backoff_max=1)}
-    (partners / "acme.yaml").write_text(yaml.safe_dump(acme), encoding="utf-8")
+    for partner, where in {"acme": remote, **(others or {})}.items():
+        doc = yaml.safe_load((REPO / "conf" / "partners" / f"{partner}.yaml").read_text("utf-8"))
+        settings = {"inbox": str(where.inbox), "archive": str(where.archive),
+                    "outbox": str(where.outbox), "spool_dir": str(where.spool),
+                    "poll_interval": 0.2, "backoff_initial": 0.1, "backoff_max": 1,
+                    "poll_budget": 3, **(options or {}).get(partner, {})}
+        doc["channels"] = {"sftp": where.server.config_options(**settings)}
+        (partners / f"{partner}.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
     return Site(root, partners={"folder": str(partners), "mappings": str(REPO / "mappings")},
                 **extra)
 
@@ -172,6 +182,45 @@ def test_a_server_killed_mid_transfer_loses_nothing_and_the_next_run_takes_it(
     pos = Counter(e["subject"] for e in site.events())
     assert len(pos) == 600 and set(pos.values()) == {1}
     assert (names(remote.inbox), names(remote.archive)) == ([], ["big.edi"])
+
+
+def test_a_frozen_server_holds_up_only_its_own_partner(
+        sshd_factory: Callable[[], SshServer], tmp_path: Path) -> None:
+    frozen = Remote(sshd_factory(), tmp_path / "acme")
+    live = Remote(sshd_factory(), tmp_path / "globex")
+    # acme's channel would wait for its server far longer than the test: were the partners
+    # polled one after the other, globex's file would never come in.
+    site = sftp_site(tmp_path / "site", frozen, {"globex": live},
+                     {"acme": {"timeout": 3600, "poll_budget": 3600}})
+    migrated(site.store_url).dispose()
+    frozen.put("a.edi", make_850s(720, 1))
+    live.put("g.edi", (SAMPLES / "globex-855-4010.edi").read_bytes())
+    frozen.server.freeze()  # accepts connections (the kernel does) and never answers
+    ctx = Context.load(str(site.config))
+    inbound, stop = inbox.Inbound(ctx), threading.Event()
+    store = Store(site.store_url)
+    try:
+        inbound.start(stop)
+        deadline = time.monotonic() + 60
+        while store.counts()["messages"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert partners_stored(store) == ["globex"]  # while acme's server is frozen
+        assert names(frozen.inbox) == ["a.edi"]  # still waiting on its own server
+        frozen.server.thaw()
+        while store.counts()["messages"] < 2 and time.monotonic() < deadline + 60:
+            time.sleep(0.1)
+        assert partners_stored(store) == ["acme", "globex"]
+    finally:
+        stop.set()
+        frozen.server.thaw()
+        inbound.close()
+        ctx.close()
+        store.close()
+
+
+def partners_stored(store: Store) -> list[str]:
+    with db.transaction(store.engine, write=False) as s:
+        return sorted(s.scalars(select(Message.partner)))
 
 
 FILES, WAVES, FIRST = 200, 5, 800

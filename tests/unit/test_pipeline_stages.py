@@ -504,3 +504,44 @@ def test_a_failed_ack_write_leaves_no_temporary_file_and_is_retried(
     _drain_with_retries(ctx)
     assert sorted(p.name[:4] for p in box.iterdir()) == ["997_", "TA1_"]
     assert _items(ctx)["ack"][0] == "done" and _count(ctx, DeadLetter) == 0
+
+
+class FakeRemoteOutbox:
+    """A partner's remote outbox (as channels.sftp.SftpInput.put): fails while told to."""
+
+    def __init__(self) -> None:
+        self.put_files: dict[str, bytes] = {}
+        self.failing = True
+        self.closed = False
+
+    def put(self, name: str, data: bytes) -> str:
+        if self.failing:
+            raise errors.TransientError("sftp://acme: uploading: connection lost")
+        self.put_files[name] = data
+        return f"/inbound/{name}"
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_acks_go_to_the_partners_remote_outbox_and_a_failed_upload_is_retried(
+        ctx: Context, tmp_path: Path) -> None:
+    box = FakeRemoteOutbox()
+    ctx.remote_outboxes["acme"] = box
+    _receive(ctx)
+    _drain(ctx)
+    assert box.put_files == {}
+    status, attempts = _items(ctx)["ack"]
+    assert (status, attempts) == ("pending", 1)  # a TransientError: tried again later
+    box.failing = False
+    _drain_with_retries(ctx)
+    assert sorted(n[:4] for n in box.put_files) == ["997_", "TA1_"]
+    assert b"ST*997*" in next(d for n, d in box.put_files.items() if n.startswith("997_"))
+    assert not (tmp_path / "outbox" / "acme").exists()  # not the local folder as well
+    assert _items(ctx)["ack"][0] == "done" and _count(ctx, DeadLetter) == 0
+    ctx.close()
+    assert box.closed
+
+
+def test_a_partner_without_an_sftp_outbox_keeps_the_local_folder(ctx: Context) -> None:
+    assert ctx.remote_outbox("acme") is None and ctx.remote_outbox("nobody") is None
