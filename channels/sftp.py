@@ -184,11 +184,17 @@ class SftpInput:
         if self._sftp is not None:
             return
         c = self.config
-        target = Target(host=c.host, port=c.port, username=c.username,
-                        host_key=sftp_link.parse_host_key(c.host_key), timeout=c.timeout,
-                        pkey=sftp_link.load_private_key(c.private_key_file)
-                        if c.private_key_file else None,
-                        password=c.password.value() if c.password else None)
+        try:
+            target = Target(host=c.host, port=c.port, username=c.username,
+                            host_key=sftp_link.parse_host_key(c.host_key), timeout=c.timeout,
+                            pkey=sftp_link.load_private_key(c.private_key_file)
+                            if c.private_key_file else None,
+                            password=c.password.value() if c.password else None)
+        except errors.ConfigError as exc:
+            # A key file or a variable missing: backed off like a network failure, so a
+            # poller does not say so again at every poll_interval.
+            self._back_off()
+            raise errors.ConfigError(f"{self.endpoint}: {exc}") from None
         link = self._connector(target)
         try:
             with self._guard(link, "connecting", settles=False):
@@ -304,6 +310,9 @@ class SftpInput:
         link.close()
         if link is self._link:
             self.close()
+        self._back_off()
+
+    def _back_off(self) -> None:
         self._failures += 1
         self._next_wait = float(self._wait(_Attempt(self._failures)))
         self.retry_at = self._clock() + self._next_wait

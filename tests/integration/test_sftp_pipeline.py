@@ -271,6 +271,8 @@ def test_200_files_with_runner_and_worker_kills_each_po_once(remote: Remote,
             acks = remote.acks()
             assert len(acks) == FILES and all("AK9*A*1*1*1~" in a for a in acks)
             assert sum(kills.values()) == WAVES
+            assert gw.worker_deaths() >= kills["worker"] and gw.starts == 1 + kills["runner"]
+            assert names(remote.spool) == []  # downloads of killed runners swept
         finally:
             gw.stop()
             if store is not None:

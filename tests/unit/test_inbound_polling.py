@@ -116,3 +116,20 @@ def test_a_failed_commit_closes_the_channel_so_its_messages_come_again(
     monkeypatch.setattr(intake, "accept", broken)
     assert inbox.poll_logged(ctx, source) == 0
     assert source.closed == 1 and source.acked == []
+
+
+def test_the_gateway_schema_and_the_folder_channels_model_agree() -> None:
+    """conf/gateway.yaml's inbound.folder is checked by the schema, documented by the model
+    (docs/channels/folder.md): the same keys, the same defaults."""
+    import json
+
+    from channels.folder import FolderInputConfig
+    from gateway import settings
+
+    schema = json.loads(settings.SCHEMA_FILE.read_text("utf-8"))
+    folder = schema["properties"]["inbound"]["properties"]["folder"]["properties"]
+    fields = FolderInputConfig.model_fields
+    assert set(folder) == set(fields)
+    assert {k: v.get("default") for k, v in folder.items()} == {
+        k: f.default for k, f in fields.items()}
+    assert inbox.folder_config(settings.parse({}, {}, None)) == FolderInputConfig()

@@ -423,8 +423,17 @@ def test_secrets_never_show_in_reprs_errors_or_logs(server: FakeServer,
 def test_a_missing_password_variable_is_named(server: FakeServer,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_SFTP_PW")
-    with pytest.raises(errors.ConfigError, match="TEST_SFTP_PW is not set"):
-        channel(server).read()
+    clock = Clock()
+    ch = channel(server, clock, wait=lambda state: 10.0)
+    with pytest.raises(errors.ConfigError, match=r"^sftp://distributor@127\.0\.0\.1:2222/out: "
+                                                 "environment variable TEST_SFTP_PW is not set"):
+        ch.read()
+    # Backed off like a network failure: a poller does not fail (and log) at every poll.
+    clock.now += 9
+    assert ch.read() == [] and server.opens == 0
+    monkeypatch.setenv("TEST_SFTP_PW", CANARY)
+    clock.now += 1
+    assert ch.read() == [] and server.opens == 1  # connected; nothing listed yet
 
 
 @pytest.mark.parametrize(("change", "problem"), [
