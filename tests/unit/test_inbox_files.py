@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from canonical import errors
 from channels import local_files
 from gateway.pipeline import crash, intake
 from gateway.pipeline.context import Context
@@ -324,3 +325,47 @@ def test_open_for_writing_sees_only_writers(tmp_path: Path) -> None:
         assert local_files.open_for_writing([key]) == set()
     with open(path, "ab"):
         assert local_files.open_for_writing([key]) == {key}
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_the_folder_input_hands_over_a_batch_at_a_time_each_file_once(tmp_path: Path) -> None:
+    from channels.folder import FolderInput, FolderInputConfig
+
+    root = tmp_path / "inbox"
+    (root / "acme").mkdir(parents=True)
+    for n in range(5):
+        (root / "acme" / f"po{n}.edi").write_bytes(HALF + bytes([48 + n]))
+    source = FolderInput(FolderInputConfig(root=str(root), stable_for=0, batch=2),
+                         max_bytes=1000, large_bytes=100)
+    fds = _open_fds()
+    first, second = source.read(), source.read()  # none acked: never the same file twice
+    assert [m.source_name for m in first + second] == ["po0.edi", "po1.edi", "po2.edi",
+                                                       "po3.edi"]
+    assert first[0].endpoint == f"folder:{root / 'acme'}" and first[0].data == HALF + b"0"
+    assert _open_fds() == fds + 4  # each held open until its ack, to check it is unchanged
+    source.ack(first[0])
+    assert (root / "acme" / ".done" / "po0.edi").exists()
+    with pytest.raises(errors.PermanentError, match="not a file this channel handed over"):
+        source.ack(first[0])
+    source.close()  # the rest let go: offered again, descriptors closed
+    assert _open_fds() == fds
+    assert [m.source_name for m in source.read()] == ["po1.edi", "po2.edi"]
+    source.close()
+
+
+def test_a_large_file_is_handed_over_by_descriptor(tmp_path: Path) -> None:
+    from channels.folder import FolderInput, FolderInputConfig
+
+    root = tmp_path / "inbox"
+    (root / "acme").mkdir(parents=True)
+    (root / "acme" / "big.edi").write_bytes(b"x" * 150)
+    (root / "acme" / "small.edi").write_bytes(b"x" * 100)
+    source = FolderInput(FolderInputConfig(root=str(root), stable_for=0),
+                         max_bytes=1000, large_bytes=100)
+    big, small = source.read()
+    assert (big.data, os.pread(big.fd, 200, 0)) == (b"", b"x" * 150)  # type: ignore[arg-type]
+    assert (small.fd, small.data) == (None, b"x" * 100)
+    source.close()
