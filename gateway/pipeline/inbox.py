@@ -30,6 +30,7 @@ ONCE_STABLE_WAIT = 30.0
 # --once stops reading a remote channel after this many polls in a row that took nothing
 # (a remote file is taken on the second poll that sees it unchanged), or after the wait.
 ONCE_QUIET_POLLS = 2
+ONCE_GRACE = 10.0  # beyond ONCE_STABLE_WAIT, for the last poll's downloads
 
 
 def poll(ctx: Context, source: Input) -> tuple[int, list[intake.Accepted]]:
@@ -140,8 +141,14 @@ class Inbound:
                 if not self.folder.waiting() or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
-        for t in threads:
-            t.join()
+        # A poll blocked on a server that stopped answering ends at its watchdog
+        # (poll_budget); --once does not wait that long: the file stays for the next run.
+        deadline = time.monotonic() + ONCE_STABLE_WAIT + ONCE_GRACE
+        for t, source in zip(threads, self.remote, strict=True):
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("%r: still busy when --once ended; what it has not taken is"
+                            " taken by the next run", source)
 
     def start(self, stop: threading.Event) -> None:
         """Poll each remote channel in its own thread until stop is set."""

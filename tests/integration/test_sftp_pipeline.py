@@ -218,6 +218,34 @@ def test_a_frozen_server_holds_up_only_its_own_partner(
         store.close()
 
 
+def test_once_does_not_wait_for_a_frozen_server_and_takes_the_others(
+        sshd_factory: Callable[[], SshServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    frozen = Remote(sshd_factory(), tmp_path / "acme")
+    live = Remote(sshd_factory(), tmp_path / "globex")
+    site = sftp_site(tmp_path / "site", frozen, {"globex": live},
+                     {"acme": {"timeout": 3600, "poll_budget": 3600}})
+    migrated(site.store_url).dispose()
+    frozen.put("a.edi", make_850s(730, 1))
+    live.put("g.edi", (SAMPLES / "globex-855-4010.edi").read_bytes())
+    frozen.server.freeze()
+    monkeypatch.setattr(inbox, "ONCE_STABLE_WAIT", 2.0)
+    monkeypatch.setattr(inbox, "ONCE_GRACE", 1.0)
+    ctx = Context.load(str(site.config))
+    inbound = inbox.Inbound(ctx)
+    store = Store(site.store_url)
+    try:
+        inbound.drain()  # returns although acme's poll is still blocked
+        assert partners_stored(store) == ["globex"] and names(live.archive) == ["g.edi"]
+        assert "still busy when --once ended" in caplog.text
+    finally:
+        inbound.close()  # closes the blocked connection under its poll
+        frozen.server.thaw()
+        ctx.close()
+        store.close()
+    assert names(frozen.inbox) == ["a.edi"]  # left for the next run
+
+
 def partners_stored(store: Store) -> list[str]:
     with db.transaction(store.engine, write=False) as s:
         return sorted(s.scalars(select(Message.partner)))
