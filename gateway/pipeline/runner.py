@@ -1,9 +1,9 @@
 """`edigw run`: migrate the store, poll the inbound channels, keep N worker processes running.
 
 The folder inbox is polled from the runner's loop, each partner's remote channel (SFTP) in
-a thread of its own (gateway/pipeline/inbox.py). With once=True it takes every file now
-in the inboxes, works the queue until nothing is
-ready or running, and returns: for tests, demos and cron. Worker processes are started
+a thread of its own (gateway/pipeline/inbound.py). With once=True it takes every file now
+in the inboxes, works the queue until nothing is ready or running, and returns: for
+tests, demos and cron. Worker processes are started
 with spawn (no fork of a process holding database connections and threads), and one that
 dies is started again; its claimed item comes back when its lease runs out. Workers die
 with the runner, even one killed outright (see lifeline).
@@ -26,7 +26,7 @@ from canonical import redact
 from gateway import private
 from gateway.pipeline import lifeline
 from gateway.pipeline.context import Context
-from gateway.pipeline.inbox import Inbound
+from gateway.pipeline.inbound import Inbound
 from gateway.pipeline.worker import Worker
 from gateway.store import db, migrate
 from gateway.store.models import (

@@ -26,7 +26,7 @@ import yaml
 from sqlalchemy import select
 
 from channels.erp_sim import running_simulator
-from gateway.pipeline import inbox
+from gateway.pipeline import inbound
 from gateway.pipeline.context import Context
 from gateway.store import db
 from gateway.store.models import Message
@@ -164,9 +164,9 @@ def test_a_server_killed_mid_transfer_loses_nothing_and_the_next_run_takes_it(
     ctx = Context.load(str(site.config))
     try:
         migrated(site.store_url).dispose()
-        [channel] = inbox.partner_inputs(ctx)
-        assert inbox.poll_logged(ctx, channel) == 0  # the first poll only sees the file
-        assert inbox.poll_logged(ctx, channel) == 0  # the second downloads it: killed
+        [channel] = inbound.partner_inputs(ctx)
+        assert inbound.poll_logged(ctx, channel) == 0  # the first poll only sees the file
+        assert inbound.poll_logged(ctx, channel) == 0  # the second downloads it: killed
         channel.close()
     finally:
         ctx.close()
@@ -197,10 +197,10 @@ def test_a_frozen_server_holds_up_only_its_own_partner(
     live.put("g.edi", (SAMPLES / "globex-855-4010.edi").read_bytes())
     frozen.server.freeze()  # accepts connections (the kernel does) and never answers
     ctx = Context.load(str(site.config))
-    inbound, stop = inbox.Inbound(ctx), threading.Event()
+    polling, stop = inbound.Inbound(ctx), threading.Event()
     store = Store(site.store_url)
     try:
-        inbound.start(stop)
+        polling.start(stop)
         deadline = time.monotonic() + 60
         while store.counts()["messages"] == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -213,7 +213,7 @@ def test_a_frozen_server_holds_up_only_its_own_partner(
     finally:
         stop.set()
         frozen.server.thaw()
-        inbound.close()
+        polling.close()
         ctx.close()
         store.close()
 
@@ -229,17 +229,17 @@ def test_once_does_not_wait_for_a_frozen_server_and_takes_the_others(
     frozen.put("a.edi", make_850s(730, 1))
     live.put("g.edi", (SAMPLES / "globex-855-4010.edi").read_bytes())
     frozen.server.freeze()
-    monkeypatch.setattr(inbox, "ONCE_STABLE_WAIT", 2.0)
-    monkeypatch.setattr(inbox, "ONCE_GRACE", 1.0)
+    monkeypatch.setattr(inbound, "ONCE_STABLE_WAIT", 2.0)
+    monkeypatch.setattr(inbound, "ONCE_GRACE", 1.0)
     ctx = Context.load(str(site.config))
-    inbound = inbox.Inbound(ctx)
+    polling = inbound.Inbound(ctx)
     store = Store(site.store_url)
     try:
-        inbound.drain()  # returns although acme's poll is still blocked
+        polling.drain()  # returns although acme's poll is still blocked
         assert partners_stored(store) == ["globex"] and names(live.archive) == ["g.edi"]
         assert "still busy when --once ended" in caplog.text
     finally:
-        inbound.close()  # closes the blocked connection under its poll
+        polling.close()  # closes the blocked connection under its poll
         frozen.server.thaw()
         ctx.close()
         store.close()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from canonical import errors
 from channels.base import InboundMessage
-from gateway.pipeline import inbox, intake
+from gateway.pipeline import inbound, inbox, intake
 from gateway.pipeline.context import Context
 from gateway.store import db
 from gateway.store.models import Message
@@ -86,7 +86,7 @@ def _stored(ctx: Context) -> list[str]:
 def test_drain_polls_until_two_polls_take_nothing(ctx: Context) -> None:
     # A remote file is seen on the first poll and taken on the second (stable across two).
     source, clock = Scripted([], ["a.edi", "b.edi"], [], ["c.edi"]), Clock()
-    inbox.drain(ctx, source, clock=clock, sleep=clock.sleep)
+    inbound.drain(ctx, source, clock=clock, sleep=clock.sleep)
     assert source.reads == 6  # the take at 4, then two quiet polls
     assert clock.slept == [5.0] * 5  # its own poll_interval between polls
     assert source.acked == ["a.edi", "b.edi", "c.edi"] == _stored(ctx)
@@ -94,7 +94,7 @@ def test_drain_polls_until_two_polls_take_nothing(ctx: Context) -> None:
 
 def test_drain_stops_at_its_wait_when_files_keep_coming(ctx: Context) -> None:
     source, clock = Scripted(then=["same.edi"]), Clock()
-    inbox.drain(ctx, source, wait=30, clock=clock, sleep=clock.sleep)
+    inbound.drain(ctx, source, wait=30, clock=clock, sleep=clock.sleep)
     assert source.reads == 7 and clock.now == 30  # at 0, 5, ... 30: the next would pass it
 
 
@@ -102,7 +102,7 @@ def test_a_failing_channel_is_logged_and_drained_without_raising(
         ctx: Context, caplog: pytest.LogCaptureFixture) -> None:
     source, clock = Scripted(then=[]), Clock()
     source.script = [errors.TransientError("sftp://acme: connecting: refused; next try in 1 s")]
-    inbox.drain(ctx, source, clock=clock, sleep=clock.sleep)
+    inbound.drain(ctx, source, clock=clock, sleep=clock.sleep)
     assert source.reads == 2
     assert "Scripted(sftp://acme): sftp://acme: connecting: refused" in caplog.text
 
@@ -114,7 +114,7 @@ def test_a_failed_commit_closes_the_channel_so_its_messages_come_again(
     def broken(*args: object, **kw: object) -> list[intake.Accepted]:
         raise errors.TransientError("database is locked")
     monkeypatch.setattr(intake, "accept", broken)
-    assert inbox.poll_logged(ctx, source) == 0
+    assert inbound.poll_logged(ctx, source) == 0
     assert source.closed == 1 and source.acked == []
 
 
