@@ -141,10 +141,15 @@ def _channels(partner: str, raw: dict[str, Any], marks: yaml_source.Marks,
     out: dict[str, ChannelConfig] = {}
     for kind, options in raw.items():
         reg = registry.INPUTS.get(kind)
-        if reg is None or not reg.per_partner:
-            known = ", ".join(registry.partner_kinds())
+        known = ", ".join(registry.partner_kinds())
+        if reg is None:
             raise _error(marks, ("channels", kind),
                          f"unknown channel kind {kind!r} (known: {known})", file)
+        if not reg.per_partner:
+            raise _error(marks, ("channels", kind),
+                         f"{kind!r} is configured for every partner in conf/gateway.yaml"
+                         f" (inbound.{kind}), not in a partner's file (known here: {known})",
+                         file)
         settings, found = config.problems(reg.config, dict(options))
         if settings is None:
             # Each problem at its own key's line (a missing key at its channel's line).
