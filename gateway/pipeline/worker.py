@@ -35,6 +35,10 @@ from retry import policy
 
 log = logging.getLogger(__name__)
 # How long one transaction of a batch may run before the rest goes on in the next.
+# An ack goes to the partner (its SFTP outbox, or a folder it collects from), whose server
+# may be down for a while, as an ERP may: retried as patiently as a delivery by default
+# (10 times over about a quarter of an hour), then dead-lettered at the ack stage.
+ACK_RETRY = policy.RetryPolicy()
 BATCH_SECONDS = 1.0
 
 
@@ -272,9 +276,9 @@ class Worker:
     def failed(self, item: WorkItem, error: Exception) -> None:
         """Record a stage's failure: retry later, or dead-letter it with its stage."""
         now = db.utcnow()
-        rule = policy.RetryPolicy(maximum_redeliveries=self.ctx.settings.workers.stage_retries,
-                                  redelivery_delay=1.0, maximum_redelivery_delay=60.0,
-                                  max_age=None)
+        rule = ACK_RETRY if item.kind == "ack" else policy.RetryPolicy(
+            maximum_redeliveries=self.ctx.settings.workers.stage_retries,
+            redelivery_delay=1.0, maximum_redelivery_delay=60.0, max_age=None)
         decision = policy.decide(rule, max(item.attempts, 1), error, now,
                                  item.created_at or now)
         text = parking.describe(error)

@@ -533,6 +533,10 @@ def test_acks_go_to_the_partners_remote_outbox_and_a_failed_upload_is_retried(
     assert box.put_files == {}
     status, attempts = _items(ctx)["ack"]
     assert (status, attempts) == ("pending", 1)  # a TransientError: tried again later
+    for _ in range(7):  # more than the stage retries (5): as patient as a delivery
+        _skip_waits(ctx)
+        _drain(ctx)
+    assert _items(ctx)["ack"] == ("pending", 8) and _count(ctx, DeadLetter) == 0
     box.failing = False
     _drain_with_retries(ctx)
     assert sorted(n[:4] for n in box.put_files) == ["997_", "TA1_"]
