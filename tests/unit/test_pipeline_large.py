@@ -74,7 +74,7 @@ def peak_while(run: Callable[[], Any]) -> int:
     Caches that fill once whatever the size (compiled mappings, X12 maps, schemas) are
     filled first by translating a two-set file, so that only what grows is measured.
     """
-    list(translate.iter_translate_x12(purchase_orders(2), partner="acme"))
+    list(translate.translate(purchase_orders(2), partner="acme"))
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -99,7 +99,7 @@ def test_translate_holds_one_set_at_a_time(big_file: Path) -> None:
 
 
 def test_translate_yields_as_it_reads(big_file: Path) -> None:
-    results = translate.iter_translate_x12(big_file, partner="acme")
+    results = translate.translate(big_file, partner="acme")
     first = next(results)
     assert first.ok and first.x12control == "000000043.43.0001"
     assert sum(1 for _ in results) == SETS - 1

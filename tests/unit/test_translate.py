@@ -10,13 +10,17 @@ import pytest
 
 from canonical import envelope
 from canonical.errors import MappingError, SchemaError, X12ReadError
-from mappings.translate import MAPPING_DIR, SetRejected, translate_x12
+from mappings.translate import MAPPING_DIR, SetRejected, Translated, translate
 
 pytestmark = pytest.mark.unit
 
 EXAMPLE = MAPPING_DIR / "base" / "examples" / "850.4010-full.edi"
 ISA = ("ISA*00*          *00*          *ZZ*ACME           *ZZ*DIST           *240301*0930*U*"
        "00401*000000777*0*P*>~")
+
+
+def run(source: bytes | Path, **kw) -> list[Translated]:
+    return list(translate(source, **kw))
 
 
 def interchange(*sets: str, gs: str = "GS*PO*ACME*DIST*20240301*0930*7*X*004010~") -> bytes:
@@ -31,7 +35,7 @@ def po(st02: str, beg: str = "BEG*00*SA*PO-1**20240301~", lines: str = "PO1*1*2*
 
 def test_one_event_per_set_with_the_id_from_control_numbers():
     when = datetime(2024, 3, 12, 9, 30, tzinfo=UTC)
-    results = translate_x12(interchange(po("0001"), po("0002")), partner="acme", time=when)
+    results = run(interchange(po("0001"), po("0002")), partner="acme", time=when)
     assert [r.status for r in results] == ["translated", "translated"]
     first = results[0].event
     assert first.id == envelope.event_id("acme", "purchase_order",
@@ -44,13 +48,13 @@ def test_one_event_per_set_with_the_id_from_control_numbers():
 
 
 def test_a_path_works_and_the_partner_defaults_to_the_isa_sender():
-    (result,) = translate_x12(EXAMPLE)
+    (result,) = run(EXAMPLE)
     assert result.ok and result.event.partner == "ACMERETAIL"
 
 
 def test_a_rejected_set_comes_back_with_its_reason():
     bad = po("0002", lines="PO1*1*2*EA*3~").replace("SE*4*0002", "SE*9*0002")
-    results = translate_x12(interchange(po("0001"), bad))
+    results = run(interchange(po("0001"), bad))
     assert [r.status for r in results] == ["translated", "rejected"]
     assert isinstance(results[1].error, SetRejected)
     assert "SE01" in results[1].reason and results[1].event is None
@@ -58,10 +62,10 @@ def test_a_rejected_set_comes_back_with_its_reason():
 
 def test_versions_without_a_map_use_the_nearest_base_mapping():
     gs = "GS*PO*ACME*DIST*20240301*0930*7*X*004030~"
-    (result,) = translate_x12(interchange(po("0001"), gs=gs))
+    (result,) = run(interchange(po("0001"), gs=gs))
     assert result.ok and result.mapping.endswith("base/850.4010.yaml")
     gs = "GS*PO*ACME*DIST*20240301*0930*7*X*005010~"
-    (result,) = translate_x12(interchange(po("0001"), gs=gs))
+    (result,) = run(interchange(po("0001"), gs=gs))
     assert result.ok and result.mapping.endswith("base/850.5010.yaml")
 
 
@@ -70,7 +74,7 @@ def test_a_partner_mapping_is_used_for_its_set(tmp_path: Path):
     own.write_text(f"extends: {MAPPING_DIR / 'base' / '850.4010.yaml'}\n"
                    "fields:\n  po_number: {select: BEG03, required: true, upper: true}\n")
     beg = "BEG*00*SA*po-lower**20240301~"
-    (result,) = translate_x12(interchange(po("0001", beg=beg)), partners={"850": own})
+    (result,) = run(interchange(po("0001", beg=beg)), mappings={"850": own})
     assert result.ok and result.event.data["po_number"] == "PO-LOWER"
     assert result.mapping == str(own)
 
@@ -79,7 +83,7 @@ def test_a_mapping_error_names_the_key_and_the_position(tmp_path: Path):
     own = tmp_path / "850.yaml"
     own.write_text(f"extends: {MAPPING_DIR / 'base' / '850.4010.yaml'}\n"
                    "fields:\n  po_date: {select: BEG05, date: YYMMDD}\n")
-    (result,) = translate_x12(interchange(po("0001")), partners={"850.4010": own})
+    (result,) = run(interchange(po("0001")), mappings={"850.4010": own})
     assert result.status == "failed" and isinstance(result.error, MappingError)
     assert "fields.po_date" in result.reason and "segment 2 (BEG, line 1)" in result.reason
 
@@ -88,23 +92,23 @@ def test_a_schema_error_names_the_mapping_keys_and_the_set(tmp_path: Path):
     own = tmp_path / "850.yaml"
     own.write_text(f"extends: {MAPPING_DIR / 'base' / '850.4010.yaml'}\n"
                    "fields:\n  currency: {const: dollars}\n")
-    (result,) = translate_x12(interchange(po("0001")), partners={"850": own})
+    (result,) = run(interchange(po("0001")), mappings={"850": own})
     assert isinstance(result.error, SchemaError)
     assert "fields.currency" in result.reason and "000000777.7.0001" in result.reason
 
 
 def test_acknowledgments_are_skipped_and_unreadable_input_raises():
     ack = "ST*997*0001~AK1*PO*7~AK9*A*1*1*1~SE*4*0001~"
-    (result,) = translate_x12(interchange(ack, gs="GS*FA*ACME*DIST*20240301*0930*7*X*004010~"))
+    (result,) = run(interchange(ack, gs="GS*FA*ACME*DIST*20240301*0930*7*X*004010~"))
     assert result.status == "skipped" and result.event is None
     with pytest.raises(X12ReadError):
-        translate_x12(b"not x12 at all")
+        run(b"not x12 at all")
 
 
 def test_a_partners_agreed_errors_do_not_stop_translation():
     # PID05 past its 80 characters: rejected, unless the partner's leniency lists AK403-5
     # (the map stage validates again with it when the validate stage's result is gone).
     data = interchange(po("0001", lines="PO1*1*2*EA*3~PID*F****" + "x" * 90 + "~"))
-    assert [r.status for r in translate_x12(data)] == ["rejected"]
-    assert [r.status for r in translate_x12(data, accept_with_errors=["AK403-5"])] == [
+    assert [r.status for r in run(data)] == ["rejected"]
+    assert [r.status for r in run(data, accept_with_errors=["AK403-5"])] == [
         "translated"]
