@@ -408,10 +408,14 @@ def _pick(root: Path, refs: Mapping[str, str | os.PathLike[str]], fmt: str,
     if len(fitting) > 1:
         named = {k: m for k, m in fitting.items() if k.lower() in Path(name).name.lower()}
         fitting = named if len(named) == 1 else fitting
-    if len(fitting) != 1:
-        what = "no" if not fitting else f"more than one ({', '.join(sorted(fitting))})"
-        raise ConfigError(f"the partner has {what} {fmt} mapping among its mappings "
-                          f"({', '.join(sorted(refs)) or 'none'}); name one")
+    if not fitting:
+        raise ConfigError(f"the partner has no {fmt} mapping (its mappings: "
+                          f"{', '.join(sorted(refs)) or 'none'}); add one under mappings: "
+                          "in its partner file")
+    if len(fitting) > 1:
+        raise ConfigError(f"the partner has more than one {fmt} mapping "
+                          f"({', '.join(sorted(fitting))}); name one (the key in the file's "
+                          "name, or edigw translate --document)")
     return next(iter(fitting.values()))
 
 
@@ -452,7 +456,7 @@ def _translate_document(m: CompiledMapping, fmt: str, doc: Any, n: int, name: st
                         verdict: Verdict | None, *, judged: bool) -> Translated:
     event_type = str(m.event)
     place = f" {_rows(doc)}" if fmt == "csv" else ""
-    key = doc.key if fmt == "csv" and doc.key else str(n)
+    key = _key_of(m, fmt, doc, subject_key) or str(n)
     result = Translated(fmt, m.document or event_type, "", "failed", position=n,
                         line=doc.header.number if fmt == "csv" else 0, key=key,
                         mapping=m.file)
@@ -466,7 +470,7 @@ def _translate_document(m: CompiledMapping, fmt: str, doc: Any, n: int, name: st
         result.where = f"{name}: document {n} ({subject_key or 'key'} {key}){place}"
         found = schemas.validate(event_type, data)
         if found:
-            raise _schema_error(m, fmt, doc, result.where, event_type, found)
+            raise _schema_error(m, fmt, doc, event_type, found)
         result.event = envelope.make_event(event_type, data, partner=partner,
                                            keys={"document": key, "sha256": digest},
                                            time=time, check=False)
@@ -477,24 +481,38 @@ def _translate_document(m: CompiledMapping, fmt: str, doc: Any, n: int, name: st
     return result
 
 
+def _key_of(m: CompiledMapping, fmt: str, doc: Any, subject_key: str) -> str:
+    """The document's business key read straight from the source (for messages about a
+    document that fails before its data is made), when the mapping reads it plainly."""
+    spec = (m.definition.get("fields") or {}).get(subject_key)
+    selector = spec.get("column" if fmt == "csv" else "path") if isinstance(spec, dict) else spec
+    if not isinstance(selector, str):
+        return ""
+    if fmt == "csv":
+        return doc.header.get(selector).strip()
+    value = json_doc.get(doc.value, json_doc.parse_path(selector))
+    return value if isinstance(value, str) else ""
+
+
 def _rows(doc: csv_rows.Document) -> str:
     numbers = [r.number for r in doc.rows] or [doc.header.number]
     first, last = min(numbers), max(numbers)
     return f"row {first}" if first == last else f"rows {first}-{last}"
 
 
-def _schema_error(m: CompiledMapping, fmt: str, doc: Any, where: str, event_type: str,
+def _schema_error(m: CompiledMapping, fmt: str, doc: Any, event_type: str,
                   found: list[schemas.SchemaViolation]) -> SchemaError:
     """The schema's complaints, each with the source value it came from where the mapping
     reads it by a plain column or path (CSV row and column, JSON path)."""
     keys = sorted({_mapping_key(v.path) for v in found})
-    sources = []
-    for v in found[:SchemaError.shown]:
-        origin = _origin(m.definition.get("fields"), list(v.location), doc, fmt)
-        if origin:
-            sources.append(f"{v.path} from {origin}")
-    told = f" ({'; '.join(sources)})" if sources else ""
-    return SchemaError(f"{m.file}: {where}: {event_type} data does not match its schema at "
+    sources: dict[str, str] = {}
+    for v in found:
+        if v.path not in sources and len(sources) < SchemaError.shown:
+            origin = _origin(m.definition.get("fields"), list(v.location), doc, fmt)
+            if origin:
+                sources[v.path] = f"{v.path} from {origin}"
+    told = f" ({'; '.join(sources.values())})" if sources else ""
+    return SchemaError(f"{m.file}: {event_type} data does not match its schema at "
                        f"{', '.join(keys)}{told}", violations=found)
 
 

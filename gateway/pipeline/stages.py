@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from canonical.envelope import Event as CloudEvent
-from canonical.errors import PermanentError, X12ReadError
+from canonical.errors import InputError, PermanentError, X12ReadError
 from gateway.partners import Partner
 from gateway.pipeline import parking, routing
 from gateway.pipeline.context import Context
@@ -114,11 +114,13 @@ def settle_documents(session: Session, item: WorkItem, msg: Message, partner: Pa
             data, fmt=fmt, mappings=mapping_refs(partner), partner=partner.id,
             name=msg.source_name, time=msg.received_at))
     except (PermanentError, ValueError) as exc:
-        # Not text, not JSON, or no mapping of this format for the partner.
-        park_item(session, item, msg, f"{fmt.upper()} {msg.source_name}: {exc}", error=exc)
+        # Not text or not JSON (the error names the file), or no mapping of this format.
+        why = str(exc) if isinstance(exc, InputError) else f"{msg.source_name} ({fmt}): {exc}"
+        park_item(session, item, msg, why, error=exc)
         return
     if not results:
-        park_item(session, item, msg, f"{fmt.upper()} {msg.source_name}: no document in it")
+        park_item(session, item, msg, f"{msg.source_name} ({fmt}): no document in it "
+                  "(CSV: no data row under the header)")
         return
     set_verdicts.save(session, msg.id, (r.verdict() for r in results))
     good = [r for r in results if r.ok]

@@ -112,3 +112,80 @@ def test_a_partners_agreed_errors_do_not_stop_translation():
     assert [r.status for r in run(data)] == ["rejected"]
     assert [r.status for r in run(data, accept_with_errors=["AK403-5"])] == [
         "translated"]
+
+
+# -- CSV and JSON -----------------------------------------------------------------------
+
+PARTNERS = MAPPING_DIR / "partners"
+ASN = PARTNERS / "evergreen" / "examples" / "asn-EG-55012.csv"
+INVOICE = PARTNERS / "brightline" / "examples" / "invoice-BL-20417.json"
+EVERGREEN = {"ship_notice": "partners/evergreen/ship_notice.yaml"}
+BRIGHTLINE = {"invoice": "partners/brightline/invoice.yaml"}
+
+
+@pytest.mark.parametrize(("head", "sends", "fmt"), [
+    (b"\xef\xbb\xbf\r\n ISA*00*", {"csv"}, "x12"),
+    (b'{"a": 1}', set(), "json"),
+    (b'{"a": 1}', {"csv"}, "csv"),  # a CSV whose first cell starts with a brace
+    (b'[{"a": 1}]', {"csv", "json"}, "json"),
+    (b"po,qty\n", {"csv", "x12"}, "csv"),
+    (b"hello", {"x12"}, "x12"),
+    (b"hello", set(), "x12"),
+    (b"hello", {"json"}, "json"),
+])
+def test_the_format_is_detected_by_content_then_by_what_the_partner_sends(head, sends, fmt):
+    from mappings.translate import detect
+
+    assert detect(head, sends) == fmt
+
+
+def test_a_csv_and_a_json_document_each_become_an_event_keyed_by_key_and_file():
+    import hashlib
+
+    [asn] = run(ASN, partner="evergreen", mappings=EVERGREEN)
+    [invoice] = run(INVOICE.read_bytes(), partner="brightline", mappings=BRIGHTLINE)
+    assert asn.ok and asn.format == "csv" and asn.key == "EG-55012" and asn.line == 2
+    assert asn.event.id == envelope.event_id("evergreen", "ship_notice", {
+        "document": "EG-55012", "sha256": hashlib.sha256(ASN.read_bytes()).hexdigest()[:32]})
+    assert invoice.ok and invoice.format == "json" and invoice.event.subject == "BL-20417"
+    assert run(ASN, partner="evergreen", mappings=EVERGREEN)[0].event.id == asn.event.id
+
+
+def test_a_json_mapping_error_names_the_json_path():
+    text = INVOICE.read_text().replace('"quantity": 2,', '"quantity": "two",')
+    [result] = run(text.encode(), partner="brightline", mappings=BRIGHTLINE, name="inv.json")
+    assert result.status == "failed" and isinstance(result.error, MappingError)
+    assert "JSON path /data/invoice/lines/1/quantity" in result.reason
+    assert result.where == "inv.json: document 1 (invoice_number BL-20417)"
+
+
+def test_a_json_schema_error_names_the_source_json_path_of_a_repeated_field():
+    text = INVOICE.read_text().replace('"po_line": "2"', '"po_line": 2')
+    [result] = run(text.encode(), partner="brightline", mappings=BRIGHTLINE)
+    assert isinstance(result.error, SchemaError), result.reason
+    assert ("at fields.lines.fields.po_line_number (lines[1].po_line_number from JSON path "
+            "/data/invoice/lines/1/po_line): 1 violation: lines[1].po_line_number: 2 is not "
+            "of type 'string'") in result.reason
+
+
+def test_a_csv_document_verdict_rejects_it_and_a_stream_is_read_once():
+    import io
+
+    from mappings.verdicts import Verdict
+
+    [result] = run(io.BufferedReader(io.BytesIO(ASN.read_bytes())), partner="evergreen",
+                   mappings=EVERGREEN, verdicts=[Verdict(1, False, "", "row 2: bad")])
+    assert result.status == "rejected" and "row 2: bad" in result.reason
+
+
+def test_a_file_name_picks_among_several_mappings_of_its_format(tmp_path: Path):
+    from canonical.errors import ConfigError
+
+    both = {"ship_notice": EVERGREEN["ship_notice"],
+            "asn": str(PARTNERS / "evergreen" / "ship_notice.yaml")}
+    with pytest.raises(ConfigError, match=r"more than one csv mapping \(asn, ship_notice\)"):
+        run(ASN.read_bytes(), partner="evergreen", mappings=both, name="upload.csv")
+    [result] = run(ASN.read_bytes(), partner="evergreen", mappings=both, name="ASN-0001.csv")
+    assert result.ok and result.mapping.endswith("ship_notice.yaml")
+    with pytest.raises(ConfigError, match="no json mapping"):
+        run(b"{}", fmt="json", partner="evergreen", mappings=EVERGREEN)
