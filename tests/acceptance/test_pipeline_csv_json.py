@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from canonical import envelope
 from gateway.cli import app
 from tests.conftest import REPO
+from tests.integration.conftest import pg_dsn, pg_url  # noqa: F401 - fixtures
 from tests.pipeline_support import Site, cwd
 
 pytestmark = pytest.mark.acceptance
@@ -26,13 +27,14 @@ ASN_856 = EXAMPLES / "pinnacle" / "examples" / "856-sopi-PS-90311.edi"
 TYPE = "com.edi-gateway.{}.v1"
 
 
-def _site(tmp_path: Path) -> tuple[Site, Path]:
+def _site(tmp_path: Path, store_url: str | None = None) -> tuple[Site, Path]:
     """A site with its own copy of the partner files and mappings, for an operator to edit."""
     partners, mappings = tmp_path / "partners", tmp_path / "mappings"
     shutil.copytree(REPO / "conf" / "partners", partners)
     for part in ("base", "partners"):
         shutil.copytree(REPO / "mappings" / part, mappings / part)
-    return Site(tmp_path, partners={"folder": str(partners), "mappings": str(mappings)}), mappings
+    return Site(tmp_path, store_url=store_url,
+                partners={"folder": str(partners), "mappings": str(mappings)}), mappings
 
 
 def _document_id(partner: str, event_type: str, key: str, data: bytes) -> str:
@@ -156,3 +158,20 @@ def test_a_json_schema_error_is_dead_lettered_with_its_json_path(tmp_path: Path)
     assert "'24.11.2026' is not a 'date'" in schema.reason
     unreadable = letters["cut-short.json"]
     assert "cannot be read as JSON" in unreadable.reason and "char 21" in unreadable.reason
+
+
+@pytest.mark.integration
+def test_on_postgresql_with_two_workers_each_document_once(
+        tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    site, _ = _site(tmp_path, store_url=pg_url)
+    site.drop("evergreen", ASN_CSV)
+    site.drop("brightline", INVOICE_JSON)
+    bad = ASN_CSV.read_bytes().replace(b",6,EA,", b",six,EA,")
+    site.drop("evergreen", bad, name="bad.csv")
+    out = site.run("--workers", "2")
+    site.drop("evergreen", ASN_CSV, name="again.csv")
+    site.run("--workers", "2")
+    assert sorted((e["partner"], e["subject"]) for e in site.events()) == [
+        ("brightline", "BL-20417"), ("evergreen", "EG-55012")], out
+    [letter] = site.dead_letters()
+    assert "'six' is not a number at bad.csv row 3 column 12 (qty)" in letter.reason
