@@ -21,7 +21,7 @@ from deadletter import timeline as timeline_rules
 from deadletter.filters import Filter, FilterError
 from gateway import audit
 from gateway.dry_run import Remapper
-from gateway.store import claims, db
+from gateway.store import claims, db, payloads
 from gateway.store.models import (
     Audit,
     DeadLetter,
@@ -297,7 +297,9 @@ def _dry_run(s: Session, dl_id: int, remapper: Remapper) -> Outcome:
                               + (f" and set delivery {plan.delivery_id} back to pending"
                                  if plan.reset_delivery else ""),
                               "last_error": dl.reason}
-    if plan.stage in ("map", "deliver") and dl.message_id is not None:
+    # A validate replay maps too (CSV and JSON documents are checked by their mapping):
+    # show today's mapping of the message for every stage that maps or sends its events.
+    if plan.stage in ("validate", "map", "deliver") and dl.message_id is not None:
         report.update(_remap_report(s, dl, remapper))
     return Outcome(dl_id, "would-replay", plan.why, stage=plan.stage, dry_run=report)
 
@@ -305,7 +307,7 @@ def _dry_run(s: Session, dl_id: int, remapper: Remapper) -> Outcome:
 def _remap_report(s: Session, dl: DeadLetter, remapper: Remapper) -> dict[str, Any]:
     """Today's events for the message, each beside the stored event with the same id."""
     message = s.get_one(Message, dl.message_id)
-    data = s.scalar(select(Payload.data).where(Payload.sha256 == message.payload_sha256))
+    data = payloads.read_all(s, message.payload_sha256)  # all its parts, when large
     stored = {e.event_id: e.envelope for e in s.scalars(
         select(Event).where(Event.message_id == message.id))}
     sent = None
@@ -313,7 +315,7 @@ def _remap_report(s: Session, dl: DeadLetter, remapper: Remapper) -> dict[str, A
         delivery = s.get(Delivery, dl.delivery_id)
         sent = delivery.event_id if delivery else None
     today = remapper.remap(partner=message.partner, source_name=message.source_name,
-                           data=data or b"")
+                           data=data or b"", time=message.received_at)
     events = []
     for event in today.events:
         if sent is not None and event.get("id") != sent:

@@ -1,16 +1,19 @@
-"""Today's mapping of a stored payload, made without writing anything, for replay dry runs."""
+"""Today's mapping of a stored payload, made without writing anything, for replay dry runs.
+
+The same mappings.translate.translate the map stage calls, with the partner configuration
+and mapping files as they are now (validating again: a dry run keeps nothing).
+"""
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from canonical.errors import GatewayError
 from gateway import partners as partners_mod
-from gateway import translation
-from mappings import translate as x12_translate
+from mappings import translate as translate_mod
 
 
 @dataclass
@@ -26,44 +29,29 @@ class Remapper:
     """Maps stored payloads with the partner configuration and mappings as they are now."""
 
     partners_dir: Path = Path("conf/partners")
-    mappings_root: Path = x12_translate.MAPPING_DIR
+    mappings_root: Path = translate_mod.MAPPING_DIR
 
-    def remap(self, *, partner: str, source_name: str, data: bytes) -> Remapped:
-        """The events of data as partner's mappings make them today (nothing is stored)."""
+    def remap(self, *, partner: str, source_name: str, data: bytes,
+              time: datetime | None = None) -> Remapped:
+        """The events of data as partner's mappings make them today (nothing is stored).
+
+        time: the message's arrival, the time the map stage gives its events."""
         out = Remapped()
         try:
             registry = partners_mod.load_all(self.partners_dir, mappings_root=self.mappings_root)
             configured = registry.by_id.get(partner)
-            if data.lstrip(b"\xef\xbb\xbf \r\n\t").startswith(b"ISA"):
-                self._x12(out, partner, configured, data)
-            else:
-                self._document(out, configured, partner, source_name, data)
+            refs = {k: str(v.resolve())
+                    for k, v in (configured.mappings if configured else {}).items()}
+            for r in translate_mod.translate(
+                    data, mappings=refs, partner=partner, name=source_name, time=time,
+                    mapping_dir=self.mappings_root,
+                    accept_with_errors=configured.accept_with_errors if configured else ()):
+                if r.event is not None:
+                    out.events.append(r.event.to_dict())
+                elif r.status != "skipped":
+                    where = (f"set {r.set_id} {r.x12control}" if r.format == "x12"
+                             else r.where)
+                    out.failures.append(f"{where}: {r.reason}")
         except GatewayError as exc:
             out.failures.append(str(exc))
         return out
-
-    def _x12(self, out: Remapped, partner: str, configured: partners_mod.Partner | None,
-             data: bytes) -> None:
-        refs = {k: str(v.resolve()) for k, v in (configured.mappings if configured else {}).items()}
-        for r in x12_translate.translate_x12(data, partner=partner,
-                                             mapping_dir=self.mappings_root, partners=refs):
-            if r.event is not None:
-                out.events.append(r.event.to_dict())
-            elif r.status != "skipped":
-                out.failures.append(f"set {r.set_id} {r.x12control}: {r.reason}")
-
-    def _document(self, out: Remapped, configured: partners_mod.Partner | None, partner: str,
-                  source_name: str, data: bytes) -> None:
-        if configured is None:
-            out.failures.append(f"partner {partner!r} is not configured; a CSV or JSON "
-                                "document needs its mapping")
-            return
-        suffix = Path(source_name).suffix.lower()
-        fmt = "json" if suffix == ".json" or data.lstrip()[:1] in (b"{", b"[") else "csv"
-        # The readers take files; a private temporary one is not a write to the store.
-        with tempfile.TemporaryDirectory(prefix="edigw-dry-run-") as tmp:
-            path = Path(tmp) / f"input.{fmt}"
-            path.write_bytes(data)
-            done = translation.translate_document(path, fmt, partner=configured)
-        out.events.extend(e.to_dict() for e in done.events)
-        out.failures.extend(str(f) for f in done.failures)

@@ -1,60 +1,177 @@
-"""Translate an X12 file into canonical events: validate, pick a mapping, map, wrap, check.
+"""Translate an input file into canonical events: detect its format, validate, map, wrap, check.
 
-One TranslationResult per transaction set, in file order; each set succeeds or fails on
-its own. The event id comes from the control numbers (canonical.envelope.x12_keys), the
-same rule for every X12 mapping, so the mapping files do not restate it.
+One translate() for X12, CSV and JSON: the pipeline's validate and map stages, `edigw
+translate` and the dead-letter dry run all call it. It yields one Translated per X12
+transaction set or CSV/JSON document, in file order; each succeeds or fails on its own and
+says where it is (X12: control numbers and the ST's line; CSV: file, rows, and the row and
+column of a bad value; JSON: the JSON path).
+
+Event ids: an X12 set's come from its control numbers (canonical.envelope.x12_keys), the
+same rule for every X12 mapping; a CSV or JSON document's from its business key and the
+file's digest, so the same file sent again keeps its ids and a corrected one gets new ones.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO
 
 from canonical import envelope, schemas
-from canonical.errors import (
-    GatewayError,
-    MappingFileError,
-    PermanentError,
-    SchemaError,
-    X12ReadError,
-)
-from mappings.language import CompiledMapping, load_mapping
+from canonical.errors import ConfigError, GatewayError, InputError, SchemaError, X12ReadError
+from mappings import documents, loading
+from mappings import verdicts as verdicts_mod
+from mappings.language import CompiledMapping
+from mappings.loading import formats
+from mappings.outcome import SetRejected, Status, Translated, UnreadableDocument, rejected
 from mappings.sources.x12_tree import build_tree
+from mappings.verdicts import Verdict
 from mappings.x12 import specs, validator
 from mappings.x12.reader import Segment, X12Reader
-from mappings.x12.results import FileResult, Finding
+from mappings.x12.results import FileResult
 
-MAPPING_DIR = Path(__file__).resolve().parent
-Status = Literal["translated", "rejected", "failed", "skipped"]
+__all__ = ["FORMATS", "MAPPING_DIR", "SetRejected", "Status", "Translated",
+           "UnreadableDocument", "X12Set", "detect", "formats", "iter_sets", "read_sets",
+           "translate", "verdicts_of"]
+
+MAPPING_DIR = loading.MAPPING_DIR
+FORMATS = ("x12", "csv", "json")
+Source = str | os.PathLike[str] | bytes | BinaryIO
 # Groups that acknowledge, not business documents: recognised, never translated.
 _ACK_GROUPS = frozenset({"FA"})
+_HEAD = 512
+
+def detect(head: bytes, sends: Collection[str] = ()) -> str:
+    """x12, csv or json: by the content's first bytes, then by what the partner sends.
+
+    sends: the formats of the partner's mappings. An ISA opens X12, and `{` or `[` JSON
+    (unless the partner sends CSV and no JSON); anything else is CSV for a partner with a
+    CSV mapping, else X12 (whose reader then says what is wrong), else JSON.
+    """
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text[:3] == b"ISA":
+        return "x12"
+    if text[:1] in (b"{", b"[") and ("json" in sends or "csv" not in sends):
+        return "json"
+    if "csv" in sends:
+        return "csv"
+    if "x12" in sends or not sends:
+        return "x12"
+    return "json"
+
+def translate(source: Source, *, fmt: str | None = None,
+              mappings: Mapping[str, str | os.PathLike[str]] | None = None,
+              partner: str | None = None, name: str = "",
+              time: datetime | None = None,
+              verdicts: Iterable[Verdict] | None = None,
+              accept_with_errors: Iterable[str] = (),
+              mapping_dir: str | os.PathLike[str] = MAPPING_DIR,
+              document: str | None = None) -> Iterator[Translated]:
+    """Every X12 set or CSV/JSON document of the source, translated or with why not.
+
+    source: a path, the bytes, or a binary stream (read once: an X12 stream needs
+    `verdicts`). fmt: x12, csv or json; None detects it (see detect) with the formats of
+    the partner's mappings. mappings: the partner's mapping files by key as in
+    conf/partners/*.yaml: X12 `850.5010` (one version) or `850`, sets without one use
+    mapping_dir/base/<set>.<ver>.yaml; CSV and JSON use the partner's one mapping of that
+    format (`document` names it when there are several, else the key found in `name`).
+    partner: the partner id for the events (X12 default: the ISA sender id; required for
+    CSV and JSON). name: the file's name, for messages. time: the events' time (the
+    pipeline gives the arrival, so that mapping again makes the same event).
+    verdicts: validation's verdict on each set or document, by position, when the caller
+    kept them (the pipeline's validate stage did): the input is then not validated again;
+    a set or document not accepted is `rejected`. accept_with_errors: the partner's
+    leniency, so that an X12 set accepted with errors noted is translated.
+
+    Raises X12ReadError when X12 cannot be read at all, UnreadableDocument for CSV or JSON
+    that is not text or not JSON, ConfigError when the partner has no mapping for it.
+    """
+    refs = mappings or {}
+    root = Path(mapping_dir)
+    if fmt is None:
+        fmt = detect(_head(source), formats(refs, root))
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
+    name = name or _name(source)
+    if fmt == "x12":
+        if verdicts is None:
+            if not isinstance(source, str | os.PathLike | bytes):
+                raise TypeError("a stream is read once: validate it first and pass verdicts=")
+            verdicts = verdicts_of(validator.validate(source, path=name,
+                                                      accept_with_errors=accept_with_errors))
+        yield from _x12(source, verdicts, partner, root, refs, time)
+    else:
+        yield from documents.translate_documents(_read(source), fmt, name=name, partner=partner, root=root,
+                              mappings=refs, document=document, time=time,
+                              verdicts=verdicts)
 
 
-class SetRejected(PermanentError):
-    """The validator rejected the transaction set; it is not translated."""
+def verdicts_of(result: FileResult) -> Iterator[Verdict]:
+    """The validator's verdict on each X12 set, in file order: accepted (its interchange
+    too), its group's functional id, and the errors that say why not."""
+    if not result.readable:
+        raise X12ReadError(f"{result.path}: cannot be read as X12: {result.read_error}")
+    for ic in result.interchanges:
+        for g in ic.groups:
+            for s in g.sets:
+                if s.file_position is None:
+                    continue
+                accepted = ic.accepted and s.accepted
+                yield Verdict(s.file_position, accepted, g.functional_id,
+                              "" if accepted else _words([*ic.errors, *g.errors, *s.errors]))
 
 
-@dataclass
-class TranslationResult:
-    """What became of one transaction set."""
+def _name(source: Source) -> str:
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    return "<input>"
 
-    set_id: str  # ST01
-    x12control: str  # ISA13.GS06.ST02
-    version: str  # GS08 (ISA12 when there is no GS)
-    line: int  # the ST's line in the file
-    status: Status
-    event: envelope.Event | None = None
-    error: GatewayError | None = None  # SetRejected, MappingError, SchemaError, MappingFileError
-    mapping: str | None = None  # the mapping file used
-    reason: str = ""  # why it was rejected, failed or skipped, in words
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "translated"
+def _head(source: Source) -> bytes:
+    if isinstance(source, bytes):
+        return source[:_HEAD]
+    if isinstance(source, str | os.PathLike):
+        try:
+            with open(source, "rb") as f:
+                return f.read(_HEAD)
+        except OSError as exc:
+            raise InputError(f"{os.fspath(source)}: cannot read: {exc.strerror or exc}") from exc
+    peek = getattr(source, "peek", None)
+    if peek is None:
+        raise TypeError("a stream without peek(): give fmt=")
+    return peek(_HEAD)[:_HEAD]
+
+
+def _read(source: Source) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    if isinstance(source, str | os.PathLike):
+        try:
+            return Path(source).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{os.fspath(source)}: cannot read: {exc.strerror or exc}") from exc
+    return source.read()
+
+
+def _words(findings: list[Any]) -> str:
+    return "; ".join(f"{f.segment_id or f.level} (line {f.line}): {f.message}"
+                     if f.line else f.message for f in findings[:5]) or "rejected"
+
+
+# ---- X12 -------------------------------------------------------------------------------
+
+def _x12(source: Source, verdicts: Iterable[Verdict], partner: str | None, root: Path,
+         refs: Mapping[str, str | os.PathLike[str]],
+         time: datetime | None) -> Iterator[Translated]:
+    """One set at a time: only the set being mapped is in memory, whatever the file's size."""
+    lookup = verdicts_mod.Lookup(verdicts)
+    cache: dict[Path, CompiledMapping] = {}
+    for st in iter_sets(source):
+        yield _translate_set(st, lookup.get(st.segments[0].position), partner, root, refs,
+                             cache, time)
 
 
 @dataclass
@@ -79,83 +196,6 @@ class X12Set:
     @property
     def set_id(self) -> str:
         return self.segments[0].get(1)
-
-    @property
-    def sender(self) -> tuple[str, str]:
-        """(ISA05, ISA06) without padding."""
-        return self.isa.get(5).strip(), self.isa.get(6).strip()
-
-
-def translate_x12(source: str | os.PathLike[str] | bytes, *, partner: str | None = None,
-                  mapping_dir: str | os.PathLike[str] = MAPPING_DIR,
-                  partners: Mapping[str, str | os.PathLike[str]] | None = None,
-                  time: datetime | None = None,
-                  validated: FileResult | None = None,
-                  accept_with_errors: Iterable[str] = ()) -> list[TranslationResult]:
-    """Every transaction set of an X12 file, translated or with the reason it was not.
-
-    partner: the gateway's partner id for the events (default: the ISA sender id).
-    partners: that partner's mapping files by document key, `850.5010` (one version) or
-    `850`, as in conf/partners/*.yaml; sets without one use mapping_dir/base/<set>.<ver>.yaml.
-    validated: the validator's result for these same bytes, when the caller has it already
-    (the pipeline's validate stage): the file is then not validated a second time.
-    accept_with_errors: the partner's leniency (validation.accept_with_errors), so that a
-    set accepted with errors noted is translated (see mappings.x12.validator).
-    Raises X12ReadError when the file cannot be read as X12 at all.
-    """
-    return list(iter_translate_x12(source, partner=partner, mapping_dir=mapping_dir,
-                                   partners=partners, time=time, validated=validated,
-                                   accept_with_errors=accept_with_errors))
-
-
-def iter_translate_x12(source: str | os.PathLike[str] | bytes | BinaryIO, *,
-                       partner: str | None = None,
-                       mapping_dir: str | os.PathLike[str] = MAPPING_DIR,
-                       partners: Mapping[str, str | os.PathLike[str]] | None = None,
-                       time: datetime | None = None,
-                       validated: FileResult | None = None,
-                       accept_with_errors: Iterable[str] = ()) -> Iterator[TranslationResult]:
-    """translate_x12 one set at a time: only the set being mapped is in memory, whatever
-    the file's size. A binary stream can be read once only, so it needs `validated`."""
-    if validated is None:
-        if not isinstance(source, str | os.PathLike | bytes):
-            raise TypeError("a stream is read once: validate it first and pass validated=")
-        validated = validator.validate(source, path=_name(source),
-                                       accept_with_errors=accept_with_errors)
-    verdicts = _Verdicts(validated)
-    cache: dict[Path, CompiledMapping] = {}
-    for st in iter_sets(source):
-        verdict = verdicts.get(st.segments[0].position)
-        yield _translate_set(st, verdict, partner, Path(mapping_dir), partners or {}, cache,
-                             time)
-
-
-def _name(source: str | os.PathLike[str] | bytes) -> str:
-    return "<input>" if isinstance(source, bytes) else os.fspath(source)
-
-
-class _Verdicts:
-    """The validator's verdict on each set, looked up in file order as the sets stream by:
-    whether the set is accepted (its interchange too), the errors that say why not, and
-    its group's functional id. No table of every set is built."""
-
-    def __init__(self, result: FileResult) -> None:
-        if not result.readable:
-            raise X12ReadError(f"{result.path}: cannot be read as X12: {result.read_error}")
-        self._sets = ((s.file_position, ic, g, s) for ic in result.interchanges
-                      for g in ic.groups for s in g.sets if s.file_position is not None)
-        self._next = next(self._sets, None)
-
-    def get(self, position: int) -> tuple[bool, list[Finding], str] | None:
-        """The verdict on the set whose ST is at this position (positions asked in order)."""
-        while self._next is not None and self._next[0] < position:
-            self._next = next(self._sets, None)
-        if self._next is None or self._next[0] != position:
-            return None
-        _, ic, g, s = self._next
-        accepted = ic.accepted and s.accepted
-        errors = [*ic.errors, *g.errors, *s.errors] if not accepted else []
-        return accepted, errors, g.functional_id
 
 
 def read_sets(source: str | os.PathLike[str] | bytes) -> list[X12Set]:
@@ -184,24 +224,25 @@ def iter_sets(source: str | os.PathLike[str] | bytes | BinaryIO) -> Iterator[X12
                     yield X12Set(current, isa, gs, comp)
                     current = None
 
-
-def _translate_set(st: X12Set, verdict: tuple[bool, list[Finding], str] | None,
-                   partner: str | None, root: Path, partners: Mapping[str, str | os.PathLike[str]],
-                   cache: dict[Path, CompiledMapping], time: datetime | None) -> TranslationResult:
-    set_id = st.segments[0].get(1)
-    result = TranslationResult(set_id, st.control, st.version, st.segments[0].line, "failed")
-    if verdict is None or verdict[2] in _ACK_GROUPS:
+def _translate_set(st: X12Set, verdict: Verdict | None, partner: str | None, root: Path,
+                   refs: Mapping[str, str | os.PathLike[str]],
+                   cache: dict[Path, CompiledMapping], time: datetime | None) -> Translated:
+    set_id = st.set_id
+    first = st.segments[0]
+    result = Translated("x12", set_id, f"set {set_id} {st.control} (ST at line {first.line})",
+                        "failed", position=first.position, line=first.line,
+                        x12control=st.control, version=st.version)
+    if verdict is None or verdict.group in _ACK_GROUPS:
         result.status = "skipped"
         result.reason = ("an acknowledgment, not a business document" if verdict
                          else "the validator did not see this set (broken envelope)")
         return result
-    accepted, errors, _ = verdict
-    if not accepted:
-        return _rejected(result, errors)
-    path = _mapping_path(root, partners, set_id, st.version, st.isa.get(12))
+    if not verdict.accepted:
+        return rejected(result, verdict.errors)
+    path = _mapping_path(root, refs, set_id, st.version, st.isa.get(12))
     result.mapping = str(path)
     try:
-        mapping = cache.get(path) or cache.setdefault(path, _load(path))
+        mapping = cache.get(path) or cache.setdefault(path, loading.load(path, "x12"))
         spec = mapping.x12_spec(set_id, st.version or None)
         tree = build_tree(st.segments, spec, component=st.component)
         try:
@@ -209,7 +250,7 @@ def _translate_set(st: X12Set, verdict: tuple[bool, list[Finding], str] | None,
         finally:
             tree.release()
         event_type = mapping.event or ""
-        _check(event_type, data, mapping, st)
+        _check_x12(event_type, data, mapping, st)
         result.event = envelope.make_event(
             event_type, data, partner=partner or st.isa.get(6).strip() or "unknown",
             keys=envelope.x12_keys(st.control), x12control=st.control, time=time, check=False)
@@ -219,67 +260,23 @@ def _translate_set(st: X12Set, verdict: tuple[bool, list[Finding], str] | None,
     result.status = "translated"
     return result
 
-
-def _rejected(result: TranslationResult, findings: list[Finding]) -> TranslationResult:
-    words = "; ".join(f"{f.segment_id or f.level} (line {f.line}): {f.message}"
-                      if f.line else f.message for f in findings[:5]) or "rejected"
-    result.status = "rejected"
-    result.reason = words
-    result.error = SetRejected(f"set {result.set_id} {result.x12control}: rejected: {words}")
-    return result
-
-
-def _mapping_path(root: Path, partners: Mapping[str, str | os.PathLike[str]], set_id: str,
+def _mapping_path(root: Path, refs: Mapping[str, str | os.PathLike[str]], set_id: str,
                   gs08: str, isa12: str) -> Path:
     """The partner's mapping for the set (this version first), else the nearest base one."""
     version = specs.base_version(gs08, isa12) or "004010"
     short = version[2:6]
     for key in (f"{set_id}.{short}", set_id):
-        if key in partners:
-            path = Path(partners[key])
-            return path if path.is_absolute() else root / path
+        if key in refs:
+            return loading.resolve(root, refs[key])
     return root / "base" / f"{set_id}.{short}.yaml"
 
-
-# Compiled once per process and reused while the files of the extends chain are unchanged:
-# compiling costs far more than mapping a document.
-_COMPILED: dict[Path, tuple[tuple[tuple[str, int, int], ...], CompiledMapping]] = {}
-
-
-def _stamp(files: list[str]) -> tuple[tuple[str, int, int], ...]:
-    try:
-        return tuple((f, (st := os.stat(f)).st_mtime_ns, st.st_size) for f in files)
-    except OSError:
-        return ()
-
-
-def _load(path: Path) -> CompiledMapping:
-    hit = _COMPILED.get(path)
-    if hit is not None and hit[0] and hit[0] == _stamp(hit[1].files):
-        return hit[1]
-    if not path.is_file():
-        raise MappingFileError(f"{path}: no mapping for this transaction set", file=str(path))
-    mapping = load_mapping(path)
-    if mapping.format != "x12" or not mapping.event:
-        raise MappingFileError(f"{path}: not an X12 mapping with an event: type",
-                               file=str(path))
-    _COMPILED[path] = (_stamp(mapping.files), mapping)
-    return mapping
-
-
-def _check(event_type: str, data: dict, mapping: CompiledMapping, st: X12Set) -> None:
+def _check_x12(event_type: str, data: dict, mapping: CompiledMapping, st: X12Set) -> None:
     """The data against its schema; the error names the mapping keys and the set."""
     found = schemas.validate(event_type, data)
     if not found:
         return
-    keys = sorted({_mapping_key(v.path) for v in found})
+    keys = sorted({loading.mapping_key(v.path) for v in found})
     raise SchemaError(
-        f"{mapping.file}: set {st.segments[0].get(1)} {st.control} (ST at line "
+        f"{mapping.file}: set {st.set_id} {st.control} (ST at line "
         f"{st.segments[0].line}): {event_type} data does not match its schema at "
         f"{', '.join(keys)}", violations=found)
-
-
-def _mapping_key(data_path: str) -> str:
-    """`lines[3].quantity.value` -> `fields.lines.fields.quantity.fields.value`."""
-    names = [p.split("[")[0] for p in data_path.split(".") if p.split("[")[0]]
-    return ".".join(f"fields.{n}" for n in names) or "fields"

@@ -19,18 +19,11 @@ class UnreadableInput(InputError):
 
 
 def sniff(path: Path) -> str:
-    """x12, csv or json: by the file's suffix, else by its first characters."""
+    """x12, csv or json: the rule the pipeline uses (mappings.translate.detect), with the
+    file's suffix (.csv, .txt, .json) standing for what a partner's mappings say it sends."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt") and not _starts_with_isa(path):
-        return "csv"
-    if suffix == ".json":
-        return "json"
-    if _starts_with_isa(path):
-        return "x12"
-    head = _head(path).lstrip()
-    if head[:1] in ("{", "["):
-        return "json"
-    return "csv" if suffix == ".csv" else "x12"
+    sends = {"csv"} if suffix in (".csv", ".txt") else {"json"} if suffix == ".json" else set()
+    return translate.detect(_head(path).encode("utf-8"), sends)
 
 
 def _head(path: Path) -> str:
@@ -39,10 +32,6 @@ def _head(path: Path) -> str:
             return f.read(512).decode("utf-8", "replace").lstrip("\ufeff")
     except OSError as exc:
         raise UnreadableInput(f"{path}: cannot read: {exc.strerror or exc}") from exc
-
-
-def _starts_with_isa(path: Path) -> bool:
-    return _head(path).lstrip().startswith("ISA")
 
 
 def x12_sets(path: Path) -> list[X12Set]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -14,16 +13,10 @@ from channels.base import Output
 from gateway import partners as partners_mod
 from gateway import settings as settings_mod
 from gateway.store import db
-from mappings.x12.results import FileResult
 
 # The work item kinds, shared with the dead-letter tooling: a dead letter's stage is one
 # of them, and replaying it enqueues a new item of that kind.
 KINDS = ("validate", "map", "route", "deliver", "ack")
-# How many validation results a process keeps for the map stage that follows (they are
-# dropped when used: one per message between its validate and its map). More than a
-# claim batch (workers.batch, at most 1000), so a batch's map items all find theirs;
-# a 1-set result is a few kilobytes.
-VALIDATED_KEPT = 1024
 
 
 class RemoteOutbox(Protocol):
@@ -41,10 +34,6 @@ class Context:
     partners: partners_mod.Partners
     engine: Engine
     outputs: dict[str, Output] = field(default_factory=dict)
-    # The validator's results by payload sha256, so that the map stage run after the
-    # validate stage in the same process does not validate the file again.
-    validated: OrderedDict[str, FileResult] = field(default_factory=OrderedDict)
-    large_validated: str | None = None  # the one large payload's result kept among them
     # Partners' remote outboxes (None: the local outbox folder), built on first use; each
     # connects when it first puts a file, and stays connected for the next.
     remote_outboxes: dict[str, RemoteOutbox | None] = field(default_factory=dict)
@@ -81,21 +70,6 @@ class Context:
                         break
             self.remote_outboxes[partner] = found
         return self.remote_outboxes[partner]
-
-    def keep_validated(self, sha256: str, result: FileResult, *, large: bool = False) -> None:
-        """Keep a payload's validation result for its map stage (a few, newest last).
-
-        Of large payloads' results (a few bytes per set of 100,000s) only the newest is
-        kept: when another worker maps them, they would never be taken out.
-        """
-        if large:
-            if self.large_validated is not None and self.large_validated != sha256:
-                self.validated.pop(self.large_validated, None)
-            self.large_validated = sha256
-        self.validated[sha256] = result
-        self.validated.move_to_end(sha256)
-        while len(self.validated) > VALIDATED_KEPT:
-            self.validated.popitem(last=False)
 
     def close(self) -> None:
         """Close the outputs, the remote outboxes and the engine's connections."""

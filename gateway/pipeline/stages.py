@@ -9,8 +9,10 @@ before they are made, and the next stage is enqueued only once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
@@ -18,12 +20,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from canonical.envelope import Event as CloudEvent
-from canonical.errors import PermanentError, X12ReadError
+from canonical.errors import InputError, PermanentError, X12ReadError
 from gateway.partners import Partner
 from gateway.pipeline import parking, routing
 from gateway.pipeline.context import Context
 from gateway.pipeline.queue import enqueue_once
-from gateway.store import db, models, receive
+from gateway.store import db, models, receive, set_verdicts
 from gateway.store import events as store_events
 from gateway.store.models import (
     Acknowledgment,
@@ -36,6 +38,7 @@ from gateway.store.models import (
 )
 from gateway.store.sequences import SessionControlNumbers
 from mappings import translate
+from mappings.verdicts import Verdict
 from mappings.x12 import acks, validator
 from mappings.x12.reader import X12Reader
 from mappings.x12.results import FileResult, InterchangeResult
@@ -70,14 +73,19 @@ def park_item(session: Session, item: WorkItem, msg: Message, reason: str, *,
 # ---- validate --------------------------------------------------------------------------
 
 def validate(ctx: Context, session: Session, item: WorkItem) -> None:
-    """Validate the message, record its interchanges, build their acks, enqueue map and ack."""
+    """Validate the message: X12 (interchanges recorded, acks built, map and ack enqueued),
+    or CSV/JSON documents checked by the partner's mapping and the schema (map enqueued)."""
     msg = message_of(session, item)
     msg.stage, msg.status = "validate", MessageStatus.PROCESSING
-    data = receive.payload(session, msg.payload_sha256)
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         park_item(session, item, msg, f"unknown partner {msg.partner!r}: no "
                   f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
+        return
+    data = receive.payload(session, msg.payload_sha256)
+    fmt = format_of(partner, data[:512])
+    if fmt != "x12":
+        settle_documents(session, item, msg, partner, fmt, data)
         return
     # The partner's agreed leniency: a set with only those errors is accepted (AK5 E).
     result = validator.validate(data, path=msg.source_name,
@@ -86,16 +94,55 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
     settle_validation(ctx, session, item, msg, partner, result, lambda: interchange_digests(data))
 
 
+def mapping_refs(partner: Partner) -> dict[str, str]:
+    """The partner's mapping files by key, as mappings.translate takes them."""
+    return {k: str(v.resolve()) for k, v in partner.mappings.items()}
+
+
+def format_of(partner: Partner, head: bytes) -> str:
+    """x12, csv or json: by the content, and by the formats of the partner's mappings."""
+    return translate.detect(head, translate.formats(mapping_refs(partner)))
+
+
+def settle_documents(session: Session, item: WorkItem, msg: Message, partner: Partner,
+                     fmt: str, data: bytes) -> None:
+    """CSV or JSON: each document mapped and schema-checked; verdicts kept for the map
+    stage; a bad document parked with its position (row and column, JSON path). No
+    acknowledgment: 997s answer X12 only."""
+    try:
+        results = list(translate.translate(
+            data, fmt=fmt, mappings=mapping_refs(partner), partner=partner.id,
+            name=msg.source_name, time=msg.received_at))
+    except (PermanentError, ValueError) as exc:
+        # Not text or not JSON (the error names the file), or no mapping of this format.
+        why = str(exc) if isinstance(exc, InputError) else f"{msg.source_name} ({fmt}): {exc}"
+        park_item(session, item, msg, why, error=exc)
+        return
+    if not results:
+        park_item(session, item, msg, f"{msg.source_name} ({fmt}): no document in it "
+                  "(CSV: no data row under the header)")
+        return
+    set_verdicts.save(session, msg.id, (r.verdict() for r in results))
+    good = [r for r in results if r.ok]
+    bad = [r for r in results if not r.ok]
+    if good:
+        enqueue_once(session, "map", message_id=msg.id)
+    if bad:
+        park_item(session, item, msg, "rejected by validation: "
+                  + "; ".join(f"{r.where}: {r.reason}" for r in bad[:10])
+                  + (f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""),
+                  error=bad[0].error, dead=not good)
+
+
 def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Message,
                       partner: Partner, result: FileResult,
                       digests_of: Callable[[], dict[int, str]],
-                      prebuilt: Mapping[int, acks.AckBatch] | None = None,
-                      large: bool = False) -> None:
+                      prebuilt: Mapping[int, acks.AckBatch] | None = None) -> None:
     """What validation found, kept: interchanges judged, acks built, map and ack enqueued.
 
     prebuilt: the acks of interchange n (by place in the file), when they were built
-    before this transaction (a large file's: see streaming.validate); large: the
-    message streams (see Context.keep_validated).
+    before this transaction (a large file's: see streaming.validate). The sets' verdicts
+    are kept for the map stage (gateway/store/set_verdicts).
     """
     if not result.readable or not result.interchanges:
         why = result.read_error or "no interchange (ISA) found"
@@ -142,7 +189,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
         enqueue_once(session, "ack", message_id=msg.id)
     if to_map:
         enqueue_once(session, "map", message_id=msg.id)
-        ctx.keep_validated(msg.payload_sha256, result, large=large)
+        set_verdicts.save(session, msg.id, translate.verdicts_of(result))
     if held:
         park_item(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
         msg.status = MessageStatus.QUARANTINED
@@ -228,25 +275,24 @@ def _acknowledge(session: Session, msg: Message, partner: Partner, ic: Interchan
 # ---- map -------------------------------------------------------------------------------
 
 def map_(ctx: Context, session: Session, item: WorkItem) -> None:
-    """Map the accepted sets of the message into canonical events (schema-checked); enqueue route."""
+    """Map the accepted sets or documents of the message into canonical events
+    (schema-checked), by the verdicts its validate stage kept; enqueue route."""
     msg = message_of(session, item)
     msg.stage = "map"
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         raise MissingInput(f"unknown partner {msg.partner!r}")
     passed = passed_interchanges(session, msg.id)
-    refs = {k: str(v.resolve()) for k, v in partner.mappings.items()}
     data = receive.payload(session, msg.payload_sha256)
     # The event time is the arrival, not now, so that mapping again gives the same event.
-    # The validate stage's result when this process ran it (the same bytes give the same
-    # result); otherwise (another worker, a restart, a replay) translate validates again.
-    results = translate.translate_x12(data, partner=partner.id, partners=refs,
-                                      time=msg.received_at,
-                                      validated=ctx.validated.pop(msg.payload_sha256, None),
-                                      accept_with_errors=partner.accept_with_errors)
+    results = translate.translate(
+        data, fmt=format_of(partner, data[:512]), mappings=mapping_refs(partner),
+        partner=partner.id, name=msg.source_name, time=msg.received_at,
+        verdicts=kept_verdicts(session, msg.id, lambda: contextlib.nullcontext(session)),
+        accept_with_errors=partner.accept_with_errors)
     made, failed = 0, []
     for r in results:
-        if r.x12control.split(".")[0].strip() not in passed:
+        if not mapped_here(r, passed):
             continue
         if r.status == "translated" and r.event is not None:
             store_event(session, msg, r.event)
@@ -256,12 +302,31 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     if made:
         enqueue_once(session, "route", message_id=msg.id)
     if failed:
-        reason = "; ".join(f"set {r.set_id} {r.x12control} (line {r.line}): {r.reason}"
-                           for r in failed[:10])
-        park_item(session, item, msg, f"mapping failed: {reason}", error=failed[0].error,
-                  dead=not made)
+        park_item(session, item, msg, f"mapping failed: {failures(failed[:10])}",
+                  error=failed[0].error, dead=not made)
     elif not made:
         msg.status = MessageStatus.DONE
+
+
+def kept_verdicts(session: Session, message_id: int,
+                  sessions: Callable[[], AbstractContextManager[Session]]
+                  ) -> Iterator[Verdict] | None:
+    """The verdicts the validate stage kept (None for a message validated before they were
+    kept: translate then validates again)."""
+    if not set_verdicts.recorded(session, message_id):
+        return None
+    return set_verdicts.read(sessions, message_id)
+
+
+def mapped_here(r: translate.Translated, passed: set[str]) -> bool:
+    """Whether a set's outcome counts: X12 sets of interchanges that went on to mapping."""
+    return r.format != "x12" or r.x12control.split(".")[0].strip() in passed
+
+
+def failures(failed: list[translate.Translated]) -> str:
+    """Failed sets or documents in words, each with its position."""
+    return "; ".join(f"set {r.set_id} {r.x12control} (line {r.line}): {r.reason}"
+                     if r.format == "x12" else f"{r.where}: {r.reason}" for r in failed)
 
 
 def passed_interchanges(session: Session, message_id: int) -> set[str]:

@@ -81,10 +81,21 @@ def _validated(ctx: Context, msg: Message, lenient: frozenset[str]) -> FileResul
                               accept_with_errors=lenient)
 
 
+def _head(ctx: Context, digest: str) -> bytes:
+    with payloads.open_payload(ctx.engine, digest) as f:
+        return f.read(512)
+
+
 def validate(ctx: Context, item: WorkItem, worker: str) -> None:
-    """stages.validate, with the file read twice a part at a time before the one commit."""
+    """stages.validate, with the file read twice a part at a time before the one commit.
+
+    A large CSV or JSON file is read whole (its rows group into documents across the
+    file) and settled in the one transaction, as stages.validate does."""
     msg, digest = _begin(ctx, item)
     partner = ctx.partners.by_id.get(msg.partner)
+    if partner is not None and stages.format_of(partner, _head(ctx, digest)) != "x12":
+        _finish(ctx, item, worker, lambda s, current, m: stages.validate(ctx, s, current))
+        return
     result = (_validated(ctx, msg, partner.accept_with_errors) if partner is not None
               else None)
     digests = (stages.interchange_digests(payloads.open_payload(ctx.engine, digest))
@@ -99,7 +110,7 @@ def validate(ctx: Context, item: WorkItem, worker: str) -> None:
                              f"{ctx.settings.partners_folder}/{m.partner}.yaml")
             return
         stages.settle_validation(ctx, s, current, m, partner, result, lambda: digests,
-                                 prebuilt, large=True)
+                                 prebuilt)
 
     _finish(ctx, item, worker, last)
 
@@ -132,10 +143,15 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         raise stages.MissingInput(f"unknown partner {msg.partner!r}")
+    fmt = stages.format_of(partner, _head(ctx, digest))
     with db.transaction(ctx.engine, write=False) as s:
         passed = stages.passed_interchanges(s, msg.id)
-    refs = {k: str(v.resolve()) for k, v in partner.mappings.items()}
-    validated = ctx.validated.pop(digest, None) or _validated(ctx, msg, partner.accept_with_errors)
+        # The validate stage's verdicts, a chunk at a time, each in a short read of its own.
+        verdicts = stages.kept_verdicts(
+            s, msg.id, lambda: db.transaction(ctx.engine, write=False))
+    if verdicts is None and fmt == "x12":
+        # Validated before verdicts were kept: validate again (a part at a time).
+        verdicts = translate.verdicts_of(_validated(ctx, msg, partner.accept_with_errors))
     lease = ctx.settings.workers.lease_seconds
     made, failed, failures = 0, 0, []
     page: list[CloudEvent] = []
@@ -145,11 +161,12 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
         claims.hold(s, worker, item.id, lease)
         events.add_events(s, msg.id, msg.partner, page)
 
-    results = translate.iter_translate_x12(
-        payloads.open_payload(ctx.engine, digest), partner=partner.id, partners=refs,
-        time=msg.received_at, validated=validated)
+    results = translate.translate(
+        payloads.open_payload(ctx.engine, digest), fmt=fmt,
+        mappings=stages.mapping_refs(partner), partner=partner.id, name=msg.source_name,
+        time=msg.received_at, verdicts=verdicts, accept_with_errors=partner.accept_with_errors)
     for r in results:
-        if r.x12control.split(".")[0].strip() not in passed:
+        if not stages.mapped_here(r, passed):
             continue
         if r.status == "translated" and r.event is not None:
             page.append(r.event)
@@ -161,7 +178,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
         if len(page) >= PAGE_EVENTS or (page and time.monotonic() - started > PAGE_SECONDS):
             _write_page(ctx, functools.partial(write, page=page))
             page, started = [], time.monotonic()
-    del results, validated  # the validation result of every set: not kept past here
+    del results, verdicts
 
     def last(s: Session, current: WorkItem, m: Message) -> None:
         m.stage = "map"
@@ -169,8 +186,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
         if made:
             enqueue_once(s, "route", message_id=m.id)
         if failures:
-            reason = "; ".join(f"set {r.set_id} {r.x12control} (line {r.line}): {r.reason}"
-                               for r in failures)
+            reason = stages.failures(failures)
             more = f" (and {failed - len(failures)} more)" if failed > len(failures) else ""
             stages.park_item(s, current, m, f"mapping failed: {reason}{more}",
                              error=failures[0].error, dead=not made)

@@ -337,6 +337,20 @@ class Acknowledgment(Base):
     sent_at: Mapped[datetime | None]
 
 
+
+class SetVerdict(Base):
+    """Chunk n (from 0) of a message's validation verdicts, one per set or document.
+
+    Written by the validate stage, read by the map stage, so that mapping does not
+    validate the same bytes again (mappings.verdicts holds the compact encoding).
+    """
+
+    __tablename__ = "set_verdicts"
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
 def fit(value: str | None, width: int = ENVELOPE_ID) -> str | None:
     """A value as it can be kept in a column of that width (cut, never refused)."""
     return value if value is None or len(value) <= width else value[:width]

@@ -66,6 +66,12 @@ class CompiledMapping:
     def map_csv(self, text: str, details: str | None = None, *, file: str = "",
                 details_file: str = "") -> list[dict[str, Any]]:
         """A CSV upload (and its detail file, when the mapping joins two): one result per document."""
+        return [self(doc) for doc in self.csv_documents(text, details, file=file,
+                                                        details_file=details_file)]
+
+    def csv_documents(self, text: str, details: str | None = None, *, file: str = "",
+                      details_file: str = "") -> list[csv_rows.Document]:
+        """The documents of a CSV upload as this mapping groups (or joins) its rows."""
         opts = self.definition.get("csv") or {}
         rows = csv_rows.read_rows(text, columns=opts.get("columns"), header=opts.get("header", True),
                                   delimiter=opts.get("delimiter", ","), file=file)
@@ -80,7 +86,7 @@ class CompiledMapping:
             docs = csv_rows.join(rows, drows, det.get("header_key") or det["key"], det["key"])
         else:
             docs = csv_rows.group(rows, opts.get("group_by"))
-        return [self(doc) for doc in docs]
+        return docs
 
     def map_json(self, document: Any) -> dict[str, Any]:
         """A parsed JSON document (a webhook body)."""

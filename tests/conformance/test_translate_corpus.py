@@ -15,7 +15,7 @@ import pytest
 
 from canonical import envelope, schemas
 from canonical.errors import X12ReadError
-from mappings.translate import translate_x12
+from mappings.translate import translate
 from mappings.x12 import validator
 from mappings.x12.reader import X12Reader
 from tests.conftest import X12_CORPUS
@@ -100,7 +100,7 @@ def test_corpus_file_translates(path: Path) -> None:
     verdict = validator.validate(path)
     accepted = [s.accepted and ic.accepted for ic in verdict.interchanges
                 for g in ic.groups for s in g.sets]
-    results = translate_x12(path, partner="corpus")
+    results = list(translate(path, fmt="x12", partner="corpus"))
     assert len(results) == len(raws) == len(accepted)
     for raw, ok, result in zip(raws, accepted, results, strict=True):
         assert (result.set_id, result.x12control) == (raw.set_id, raw.control)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from canonical import schemas
-from mappings.translate import translate_x12
+from mappings.translate import translate
 
 pytestmark = pytest.mark.conformance
 
@@ -83,7 +83,7 @@ def x12(o: dict) -> bytes:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(orders())
 def test_a_generated_850_translates_to_what_it_says(o: dict) -> None:
-    (result,) = translate_x12(x12(o), partner="generated")
+    (result,) = translate(x12(o), partner="generated")
     assert result.status == "translated", result.reason
     data = result.event.data
     assert schemas.validate("purchase_order", data) == []

@@ -25,9 +25,10 @@ from gateway import partners, settings, translation
 from gateway.pipeline import intake, streaming
 from gateway.pipeline.context import Context
 from gateway.pipeline.worker import Worker
-from gateway.store import db, events, payloads
+from gateway.store import db, events, payloads, set_verdicts
 from gateway.store.models import Acknowledgment, Delivery, Event, Message, WorkItem
 from mappings import translate
+from mappings.x12 import validator
 from tests.conftest import REPO
 from tests.store_support import migrated
 from tests.unit.test_pipeline_stages import FakeOutput
@@ -75,7 +76,7 @@ def peak_while(run: Callable[[], Any]) -> int:
     Caches that fill once whatever the size (compiled mappings, X12 maps, schemas) are
     filled first by translating a two-set file, so that only what grows is measured.
     """
-    list(translate.iter_translate_x12(purchase_orders(2), partner="acme"))
+    list(translate.translate(purchase_orders(2), partner="acme"))
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -100,7 +101,7 @@ def test_translate_holds_one_set_at_a_time(big_file: Path) -> None:
 
 
 def test_translate_yields_as_it_reads(big_file: Path) -> None:
-    results = translate.iter_translate_x12(big_file, partner="acme")
+    results = translate.translate(big_file, partner="acme")
     first = next(results)
     assert first.ok and first.x12control == "000000043.43.0001"
     assert sum(1 for _ in results) == SETS - 1
@@ -238,3 +239,26 @@ def test_a_crash_between_pages_neither_loses_nor_doubles(
     assert _count(ctx.engine, WorkItem, WorkItem.kind == "deliver") == SMALLER
     assert len(ctx.outputs["erp"].written) == SMALLER  # type: ignore[attr-defined]
     assert len(set(ctx.outputs["erp"].written)) == SMALLER  # type: ignore[attr-defined]
+
+
+def test_a_large_file_is_validated_once_its_map_stage_reads_the_kept_verdicts(
+        ctx: Context, mid_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    validations: list[str] = []
+    real = validator.validate
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        validations.append(kwargs.get("path", ""))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validator, "validate", counted)
+    # The map stage runs in another process's context (nothing of validate's in memory).
+    other = Context(ctx.settings, ctx.partners, ctx.engine, outputs=ctx.outputs)
+    real_map = streaming.STREAMED["map"]
+    monkeypatch.setitem(streaming.STREAMED, "map",
+                        lambda c, item, worker: real_map(other, item, worker))
+    message_id = _receive(ctx, mid_file)
+    Worker(ctx, "w1").run(until_idle=True)
+    assert validations == [mid_file.name]  # the validate stage's, not the map stage's
+    assert _count(ctx.engine, Event) == SMALLER
+    with db.transaction(ctx.engine, write=False) as s:
+        assert set_verdicts.recorded(s, message_id)

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gateway.cli import app
-from mappings.translate import translate_x12
+from mappings.translate import translate
 from mappings.x12 import acks, validator
 from mappings.x12.control_numbers import MemoryControlNumbers
 from mappings.x12.results import FileResult
@@ -111,7 +111,7 @@ def test_a_foreign_digit_is_an_x12_rejection(data: bytes, check):
     for ic in result.interchanges:
         batch = acks.build_acknowledgments(ic, MemoryControlNumbers(), datetime(2026, 11, 29))
         assert batch.acks or batch.problems
-    for t in translate_x12(data):
+    for t in translate(data, fmt="x12"):
         assert t.status in ("rejected", "translated", "failed", "skipped")
 
 

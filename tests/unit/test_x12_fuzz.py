@@ -2,7 +2,7 @@
 
 Only the documented outcomes are allowed: a FileResult (readable or not) from validate,
 acknowledgments (or problems saying why none) from build_acknowledgments, a
-TranslationResult per set from translate_x12 (X12ReadError only for an unreadable file),
+Translated per set from translate (X12ReadError only for an unreadable file),
 and exit code 0, 1 or 2 from `edigw validate`. Hypothesis mangles bytes and segments;
 the structure-aware mutations of tests/x12_mutations.py keep files plausible X12.
 """
@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from canonical.errors import X12ReadError
 from gateway.cli import app
-from mappings.translate import translate_x12
+from mappings.translate import translate, verdicts_of
 from mappings.x12 import acks, validator
 from mappings.x12.control_numbers import MemoryControlNumbers
 from mappings.x12.reader import X12Reader
@@ -124,10 +124,10 @@ def _escapes(m: x12_mutations.Mutation) -> str | None:
             for ack in batch:
                 ack.text.encode("ascii")  # an ack is plain X12 whatever it answers
         try:
-            translated = translate_x12(m.data, validated=result)
+            translated = list(translate(m.data, fmt="x12", verdicts=verdicts_of(result)))
         except X12ReadError:
             if result.readable:
-                return f"{m}: translate_x12 could not read what validate read"
+                return f"{m}: translate could not read what validate read"
             return None
         verdicts = {(f"{ic.control_number}.{g.control_number}.{s.control_number}", s.line):
                     ic.accepted and s.accepted
