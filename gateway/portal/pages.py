@@ -200,11 +200,16 @@ async def upload(request: Request) -> Response:
                          "Split it into smaller files.")
     # A declared length over the limit never gets here (upload_guard); a chunked body is
     # counted as it comes.
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    body, more = bytearray(), True
+    while more:
+        message = await request.receive()
+        if message["type"] != "http.request":  # the browser went away
+            return Response(status_code=400)
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
         if len(body) > limit + FORM_SLACK:
-            await upload_guard.drain(request.receive, len(body))
+            if more:
+                await upload_guard.drain(request.receive, len(body))
             return too_large
     request._body = bytes(body)  # what request.form() parses (Starlette reads _body first)
     form = await request.form(max_files=1, max_fields=5)
