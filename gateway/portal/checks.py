@@ -54,8 +54,8 @@ def readable(data: bytes, max_bytes: int) -> tuple[str | None, str]:
     if not data:
         return "The file is empty: choose a CSV file with a header row and at least one row.", ""
     if len(data) > max_bytes:
-        return (f"The file is {_size(len(data))}; the portal takes files of up to "
-                f"{_size(max_bytes)}. Split it into smaller files."), ""
+        return (f"The file is {len(data):,} bytes; the portal takes files of up to "
+                f"{max_bytes:,} bytes ({_size(max_bytes)}). Split it into smaller files."), ""
     if data.startswith(b"PK\x03\x04") or data.startswith(b"\xd0\xcf\x11\xe0"):
         return ("This is a spreadsheet workbook (Excel or similar), not CSV: save it as "
                 "\"CSV UTF-8 (comma delimited)\" and upload that file."), ""

@@ -154,7 +154,7 @@ def _check_password(portal: state.Portal, username: str, password: str) -> tuple
         return None
     if passwords.needs_rehash(stored or ""):
         with db.transaction(portal.ctx.engine) as s:
-            users.set_hash(s, user.id, passwords.hash_password(password))
+            users.set_hash(s, user.id, passwords.rehash(password))
     return user.username, user.partner
 
 
