@@ -9,6 +9,7 @@ from gateway.api.api_settings import ApiSettings
 from gateway.api.keys import KeyRing
 from gateway.api.limits import BodyLimit
 from gateway.dry_run import Remapper
+from gateway.portal import pages as portal_pages
 from gateway.store import db
 
 
@@ -31,6 +32,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     problems.install(app)
     app.include_router(routes.router)
+    portal_pages.install(app)  # the partner portal's pages under /portal
     return app
 
 

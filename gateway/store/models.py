@@ -354,3 +354,31 @@ class SetVerdict(Base):
 def fit(value: str | None, width: int = ENVELOPE_ID) -> str | None:
     """A value as it can be kept in a column of that width (cut, never refused)."""
     return value if value is None or len(value) <= width else value[:width]
+
+
+class PortalUser(Base):
+    """A partner's person who signs in to the portal; the password only as an argon2 hash."""
+
+    __tablename__ = "portal_users"
+    __table_args__ = (NO_REUSE,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    partner: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+
+class PortalUpload(Base):
+    """A CSV a portal user uploaded: the message it became, as the partner named the file."""
+
+    __tablename__ = "portal_uploads"
+    __table_args__ = (Index(None, "partner", "uploaded_at"),)
+
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    partner: Mapped[str] = mapped_column(String(100))
+    username: Mapped[str] = mapped_column(String(64))
+    original_name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""The partner portal: server-rendered pages where a partner's people upload CSV files."""
