@@ -88,9 +88,11 @@ def store_errors(command: str, url: str | None = None) -> Iterator[None]:
     a wrong URL, a database that is down or missing, a driver that is not installed."""
     from sqlalchemy import exc as sa_exc
 
+    from gateway.store.db import StoreUnavailable
+
     try:
         yield
-    except (sa_exc.SQLAlchemyError, ModuleNotFoundError) as exc:
+    except (sa_exc.SQLAlchemyError, ModuleNotFoundError, StoreUnavailable) as exc:
         first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
         if isinstance(exc, ModuleNotFoundError):
             first = f"the driver it names is not installed ({exc.name})"

@@ -43,7 +43,7 @@ def add(
     from gateway import audit
     from gateway import partners as partners_mod
     from gateway.portal import passwords
-    from gateway.store import db, migrate, users
+    from gateway.store import db, users
 
     s = _settings("add", config)
     try:
@@ -63,8 +63,10 @@ def add(
         hashed = passwords.hash_password(password)
     except passwords.BadPassword as exc:
         raise cli_common.fail("users add", str(exc)) from exc
+    missing = cli_common.missing_sqlite_file(s.store_url)
+    if missing:
+        raise cli_common.fail("users add", missing)
     with cli_common.store_errors("users add", s.store_url):
-        migrate.upgrade(s.store_url)
         engine = db.make_engine(s.store_url)
         try:
             with db.transaction(engine) as session:

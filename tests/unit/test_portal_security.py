@@ -239,6 +239,11 @@ def test_cli_users_add_hashes_the_password_from_stdin(tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["users", "add", "--partner", "evergreen", "ana", "--password-stdin",
             "-c", str(site.config)]
+    # Like every command but `db upgrade` and `run`, it does not make a store of its own.
+    first = runner.invoke(cli, args, input="correct horse battery\n")
+    assert first.exit_code == 2 and "edigw db upgrade" in first.output, first.output
+    assert not Path(site.store_url.removeprefix("sqlite:///")).exists()
+    migrated(site.store_url).dispose()
     done = runner.invoke(cli, args, input="correct horse battery\n")
     assert done.exit_code == 0, done.output
     again = runner.invoke(cli, args, input="correct horse battery\n")
