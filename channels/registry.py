@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canonical import errors
-from channels import config, erp_file, erp_http, erp_sql, sftp
+from channels import config, erp_file, erp_http, erp_sql, sftp, webhook
 from channels.base import Input, Output
 
 
@@ -59,6 +59,9 @@ INPUTS: Mapping[str, InputRegistration] = {
         InputRegistration("sftp", sftp.SftpInputConfig, sftp.SftpInput,
                           "poll a partner's SFTP server: pinned host key, stable files only,"
                           " archived after the store's commit; acks put in its outbox"),
+        InputRegistration("webhook", webhook.WebhookInputConfig, webhook.WebhookInput,
+                          "the partner POSTs JSON, X12 or CSV to /v1/partners/<id>/messages,"
+                          " signed as Standard Webhooks says; answered 202 once stored"),
     )
 }
 

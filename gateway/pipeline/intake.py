@@ -12,8 +12,10 @@ looked at here: the validate stage tells X12 from CSV and JSON.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 
 from channels.base import InboundMessage, Input
 from gateway.pipeline import crash, parking
@@ -32,14 +34,16 @@ class Accepted:
     message_id: int | None = None
 
 
-def accept(ctx: Context, messages: Sequence[InboundMessage],
-           source: Input | None = None) -> list[Accepted]:
+def accept(ctx: Context, messages: Sequence[InboundMessage], source: Input | None = None, *,
+           within: Callable[[Session, Accepted], None] | None = None) -> list[Accepted]:
     """Store messages and enqueue their validation in one commit; then ack each to source.
 
     A message whose `fd` holds its content has its parts past the first stored before,
     one short transaction each (payloads.store_file), so the commit stays small. A refused
     message becomes a dead letter naming the channel and the reason. Without a source
-    (a webhook answers its caller itself) nothing is acked.
+    (a webhook answers its caller itself) nothing is acked. `within` is called in the same
+    transaction for each message stored (a webhook records its idempotency key there); what
+    it raises rolls the whole commit back.
     """
     if not messages:
         return []
@@ -65,6 +69,8 @@ def accept(ctx: Context, messages: Sequence[InboundMessage],
             if got.new:
                 claims.enqueue(s, "validate", message_id=got.message.id)
             out.append(Accepted(m, "new" if got.new else "duplicate", got.message.id))
+            if within is not None:
+                within(s, out[-1])
     if source is not None:
         for a in out:
             crash.point("after_commit_before_archive")

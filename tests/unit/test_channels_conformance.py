@@ -198,6 +198,7 @@ INPUT_OPTIONS: dict[str, dict[str, Any]] = {
     "sftp": {"host": "127.0.0.1", "username": "distributor", "password": {"env": "NOT_READ"},
              "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIB+i+f+g512hHOTFePxcEAxWPHHEgU7usKyDlExOBaN",
              "inbox": "/outbound", "archive": "/outbound/archive"},
+    "webhook": {"secret": {"env": "NOT_READ"}},
 }
 
 
@@ -219,5 +220,5 @@ def test_inputs_are_inputs_with_documented_settings(input_kind: str) -> None:
 
 
 def test_unknown_input_kinds_are_refused() -> None:
-    with pytest.raises(errors.ConfigError, match=r"unknown input kind 'ftp' \(known: sftp"):
+    with pytest.raises(errors.ConfigError, match=r"unknown input kind 'ftp' \(known: sftp, webhook"):
         registry.build_input("ftp", {}, partner="acme")

@@ -1,0 +1,219 @@
+"""POST /v1/partners/{partner}/messages: a partner's signed webhook, stored once per webhook-id.
+
+The order of the checks is the order of their cost: the partner's channel, the content
+type, the size while the body is read (413 as soon as it grows past the partner's limit),
+the signature (401, an audit row, nothing stored), then the store: a webhook-id seen
+before answers with its first message, a new one is stored with its validate item and
+its id in one commit (channels/webhook.py makes the message, gateway/pipeline/intake.py
+stores it). The blocking store calls run in the thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Header, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from canonical.errors import ConfigError
+from channels import registry, webhook
+from channels.base import InboundMessage
+from gateway import audit
+from gateway import partners as partners_mod
+from gateway import settings as settings_mod
+from gateway.api.problems import problem
+from gateway.pipeline import intake
+from gateway.pipeline.context import Context
+from gateway.store import db, webhook_ids
+
+log = logging.getLogger("edigw.api")
+router = APIRouter()
+PATH = "/v1/partners/{partner}/messages"
+PREFIX = "/v1/partners/"  # these routes enforce their own body limit, the partner's
+PartnerId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{0,39}$", max_length=40,
+                                description="The partner's id, as in conf/partners/<id>.yaml")]
+# Optional here so that a missing one is the spec's 401, not FastAPI's 422.
+WebhookHeader = Annotated[str | None, Header(max_length=1000)]
+_CHALLENGE = {"WWW-Authenticate": 'Standard-Webhooks realm="edigw"'}
+_BODY = {"type": "string", "description": "The document, as its content type says"}
+
+
+class Accepted(BaseModel):
+    """The message a webhook became; follow status_url (with an API key) to see it move."""
+
+    message_id: int = Field(examples=[42])
+    status_url: str = Field(examples=["/v1/messages/42"])
+
+
+class _Replayed(Exception):
+    """The webhook-id was recorded for another message by a request just before this one."""
+
+    def __init__(self, message_id: int) -> None:
+        super().__init__(message_id)
+        self.message_id = message_id
+
+
+class Webhooks:
+    """The partners' webhook channels, each built from conf/partners on first use."""
+
+    def __init__(self, partners_dir: Any, mappings_root: Any, engine: Any) -> None:
+        self.partners_dir, self.mappings_root = partners_dir, mappings_root
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._partners: partners_mod.Partners | None = None
+        self._channels: dict[str, webhook.WebhookInput] = {}
+
+    def partners(self) -> partners_mod.Partners:
+        with self._lock:
+            if self._partners is None:
+                self._partners = partners_mod.load_all(self.partners_dir,
+                                                       mappings_root=self.mappings_root)
+            return self._partners
+
+    def channel(self, partner: str) -> webhook.WebhookInput | None:
+        """The partner's webhook, or None if it has none; ConfigError if it is misconfigured."""
+        found = self._channels.get(partner)
+        if found is not None:
+            return found
+        p = self.partners().by_id.get(partner)
+        if p is None or "webhook" not in p.channels:
+            return None
+        built = registry.build_input("webhook", p.channels["webhook"] or {}, partner=partner)
+        assert isinstance(built, webhook.WebhookInput)
+        built.connect()  # reads the secrets now: a missing one is said at the first request
+        self._channels[partner] = built
+        return built
+
+    def problems(self) -> list[str]:
+        """What keeps each partner's webhook from working (an unset secret), said once at
+        start-up so that it is not first seen as the partner's 503s."""
+        out = []
+        for p in self.partners():
+            try:
+                self.channel(p.id)
+            except ConfigError as exc:
+                out.append(f"partner {p.id}: webhook: {exc}")
+        return out
+
+    def context(self) -> Context:
+        # The intake needs the engine only; the rest of a Context is the pipeline's.
+        return Context(settings_mod.Settings(file=None), self.partners(), self.engine)
+
+
+def install(app: FastAPI, partners_dir: Any, mappings_root: Any,
+            clock: Callable[[], float] = time.time) -> None:
+    """Add the webhook route to app; app.state.clock is the time signatures are judged by."""
+    app.state.webhooks = Webhooks(partners_dir, mappings_root, app.state.engine)
+    app.state.clock = clock
+    app.include_router(router)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    PATH, status_code=202, response_model=Accepted, tags=["webhooks"],
+    responses={400: {"description": "A malformed webhook-id or body"},
+               401: {"description": "A missing, malformed, stale or wrong signature"},
+               404: {"description": "No webhook for this partner"},
+               413: {"description": "The body is larger than the partner's max_bytes"},
+               415: {"description": "Not application/json, application/edi-x12 or text/csv"}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "application/edi-x12": {"schema": _BODY},
+        "text/csv": {"schema": _BODY}}}})
+async def post_message(request: Request, partner: PartnerId,
+                       webhook_id: WebhookHeader = None, webhook_timestamp: WebhookHeader = None,
+                       webhook_signature: WebhookHeader = None) -> Any:
+    """Take a partner's document, signed as Standard Webhooks says (webhook-id,
+    webhook-timestamp, webhook-signature; 5 minutes' tolerance). The same webhook-id again
+    answers with the first message and stores nothing new. No API key: the signature is
+    the credential. See docs/channels/webhook.md."""
+    hooks: Webhooks = request.app.state.webhooks
+    channel = await run_in_threadpool(hooks.channel, partner)  # ConfigError: 503
+    if channel is None:
+        return problem(404, f"no webhook for partner {partner!r}")
+    try:
+        webhook.media_type(request.headers.get("content-type"))
+        body = await _read(request, channel.max_bytes)
+    except _TooLarge:
+        return problem(413, f"the body is larger than {channel.max_bytes} bytes",
+                       headers={"Connection": "close"})
+    except ClientDisconnect:
+        return problem(400, "the request ended before its body")
+    except webhook.WebhookRefused as exc:
+        return problem(exc.status, str(exc))
+    # The signature (an HMAC over up to max_bytes) and the store: off the event loop.
+    return await run_in_threadpool(_answer, hooks, request, partner, channel, body)
+
+
+def _answer(hooks: Webhooks, request: Request, partner: str, channel: webhook.WebhookInput,
+            body: bytes) -> JSONResponse:
+    try:
+        message = channel.take(request.headers, body, now=request.app.state.clock())
+    except webhook.Unsigned as exc:
+        _refused(hooks, request, partner, str(exc))
+        return problem(401, str(exc), headers=_CHALLENGE)
+    except webhook.WebhookRefused as exc:
+        return problem(exc.status, str(exc))
+    message_id, replayed = _store(hooks, message)
+    return JSONResponse({"message_id": message_id, "status_url": f"/v1/messages/{message_id}"},
+                        status_code=202,
+                        headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+def _store(hooks: Webhooks, message: InboundMessage) -> tuple[int, bool]:
+    """The message's id and whether its webhook-id had come before."""
+    key = message.metadata["webhook_id"]
+    with db.transaction(hooks.engine, write=False) as s:
+        earlier = webhook_ids.find(s, message.partner, key)
+    if earlier is not None:
+        return earlier, True
+
+    def record(session: Session, accepted: intake.Accepted) -> None:
+        assert accepted.message_id is not None
+        first = webhook_ids.record(session, message.partner, key, accepted.message_id)
+        if first != accepted.message_id:
+            raise _Replayed(first)  # rolls this request's message back
+
+    try:
+        [done] = intake.accept(hooks.context(), [message], within=record)
+    except _Replayed as exc:
+        return exc.message_id, True
+    assert done.message_id is not None
+    return done.message_id, False
+
+
+def _refused(hooks: Webhooks, request: Request, partner: str, why: str) -> None:
+    # S5: who tried what, from where; never the signature or the secret.
+    client = request.client.host if request.client else "?"
+    log.warning("webhook for %s from %s refused: %s", partner, client, why)
+    try:
+        with db.transaction(hooks.engine) as s:
+            audit.record(s, actor=f"webhook:anonymous@{client}", action="webhook.auth_failed",
+                         target=f"partner:{partner}", reason=why, details={"client": client})
+    except Exception:  # the caller is refused all the same; the log keeps the trace
+        log.exception("could not write the audit row of a refused webhook")
+
