@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 import uvicorn
+from fastapi import FastAPI
 
 from gateway import settings as settings_mod
 from gateway.api.api_settings import ApiSettings
@@ -29,9 +30,9 @@ GRACE = 5  # seconds requests in flight get when the runner stops
 class HttpServer:
     """One uvicorn server in a thread, on a socket bound before it starts."""
 
-    def __init__(self, api: ApiSettings, host: str, port: int) -> None:
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
         self.host = host
-        self.app = create_app(api)
+        self.app = app
         self.sock = bind(host, port)
         self.port = int(self.sock.getsockname()[1])
         # log_config=None: uvicorn's records go through the gateway's (redacting) handlers.
@@ -56,7 +57,8 @@ class HttpServer:
                 raise OSError(f"the HTTP server on {self.url} did not start (see the log)")
             time.sleep(0.01)
         log.info("HTTP on %s (API, webhooks; health at /healthz)", self.url)
-        for problem in self.app.state.webhooks.problems():
+        hooks = getattr(self.app.state, "webhooks", None)
+        for problem in hooks.problems() if hooks is not None else ():
             log.error("%s", problem)
 
     def stop(self) -> None:
@@ -97,7 +99,8 @@ def serving(gw: settings_mod.Settings, store_url: str,
         yield None
         return
     host, port = settings_mod.parse_listen(listen or gw.http_listen)
-    server = HttpServer(ApiSettings.from_settings(gw, store_url=store_url), host, port)
+    server = HttpServer(create_app(ApiSettings.from_settings(gw, store_url=store_url)), host,
+                        port)
     server.start()
     try:
         yield server

@@ -23,12 +23,13 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from canonical.errors import ConfigError
+from canonical.errors import ConfigError, TransientError
 from channels import registry, webhook
 from channels.base import InboundMessage
 from gateway import audit
 from gateway import partners as partners_mod
 from gateway import settings as settings_mod
+from gateway.api.group_commit import GroupCommit
 from gateway.api.problems import problem
 from gateway.pipeline import intake
 from gateway.pipeline.context import Context
@@ -38,6 +39,7 @@ log = logging.getLogger("edigw.api")
 router = APIRouter()
 PATH = "/v1/partners/{partner}/messages"
 PREFIX = "/v1/partners/"  # these routes enforce their own body limit, the partner's
+INLINE_BYTES = 256 * 1024  # bodies up to this are checked on the event loop, larger in a thread
 PartnerId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{0,39}$", max_length=40,
                                 description="The partner's id, as in conf/partners/<id>.yaml")]
 # Optional here so that a missing one is the spec's 401, not FastAPI's 422.
@@ -54,11 +56,7 @@ class Accepted(BaseModel):
 
 
 class _Replayed(Exception):
-    """The webhook-id was recorded for another message by a request just before this one."""
-
-    def __init__(self, message_id: int) -> None:
-        super().__init__(message_id)
-        self.message_id = message_id
+    """A webhook-id was recorded for another message by a concurrent request: roll back."""
 
 
 class Webhooks:
@@ -70,6 +68,8 @@ class Webhooks:
         self._lock = threading.Lock()
         self._partners: partners_mod.Partners | None = None
         self._channels: dict[str, webhook.WebhookInput] = {}
+        self.commits: GroupCommit[InboundMessage, tuple[int, bool]] = GroupCommit(
+            lambda batch: _store_batch(self, batch), name="edigw-webhook-commit")
 
     def partners(self) -> partners_mod.Partners:
         with self._lock:
@@ -77,6 +77,10 @@ class Webhooks:
                 self._partners = partners_mod.load_all(self.partners_dir,
                                                        mappings_root=self.mappings_root)
             return self._partners
+
+    def cached(self, partner: str) -> webhook.WebhookInput | None:
+        """The partner's webhook if it was built already (no I/O: fine on the event loop)."""
+        return self._channels.get(partner)
 
     def channel(self, partner: str) -> webhook.WebhookInput | None:
         """The partner's webhook, or None if it has none; ConfigError if it is misconfigured."""
@@ -152,7 +156,7 @@ async def post_message(request: Request, partner: PartnerId,
     answers with the first message and stores nothing new. No API key: the signature is
     the credential. See docs/channels/webhook.md."""
     hooks: Webhooks = request.app.state.webhooks
-    channel = await run_in_threadpool(hooks.channel, partner)  # ConfigError: 503
+    channel = hooks.cached(partner) or await run_in_threadpool(hooks.channel, partner)
     if channel is None:
         return problem(404, f"no webhook for partner {partner!r}")
     try:
@@ -165,45 +169,67 @@ async def post_message(request: Request, partner: PartnerId,
         return problem(400, "the request ended before its body")
     except webhook.WebhookRefused as exc:
         return problem(exc.status, str(exc))
-    # The signature (an HMAC over up to max_bytes) and the store: off the event loop.
-    return await run_in_threadpool(_answer, hooks, request, partner, channel, body)
-
-
-def _answer(hooks: Webhooks, request: Request, partner: str, channel: webhook.WebhookInput,
-            body: bytes) -> JSONResponse:
+    now = request.app.state.clock()
     try:
-        message = channel.take(request.headers, body, now=request.app.state.clock())
+        if len(body) <= INLINE_BYTES:  # an HMAC and a JSON parse of a few KB: microseconds
+            message = channel.take(request.headers, body, now=now)
+        else:
+            message = await run_in_threadpool(channel.take, request.headers, body, now=now)
     except webhook.Unsigned as exc:
-        _refused(hooks, request, partner, str(exc))
+        await run_in_threadpool(_refused, hooks, request, partner, str(exc))
         return problem(401, str(exc), headers=_CHALLENGE)
     except webhook.WebhookRefused as exc:
         return problem(exc.status, str(exc))
-    message_id, replayed = _store(hooks, message)
+    message_id, replayed = await hooks.commits.submit(message)
     return JSONResponse({"message_id": message_id, "status_url": f"/v1/messages/{message_id}"},
                         status_code=202,
                         headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
-def _store(hooks: Webhooks, message: InboundMessage) -> tuple[int, bool]:
-    """The message's id and whether its webhook-id had come before."""
-    key = message.metadata["webhook_id"]
-    with db.transaction(hooks.engine, write=False) as s:
-        earlier = webhook_ids.find(s, message.partner, key)
-    if earlier is not None:
-        return earlier, True
+class _Recorder:
+    """The intake's `within`: record the webhook-ids of what it stored, in its commit."""
 
-    def record(session: Session, accepted: intake.Accepted) -> None:
-        assert accepted.message_id is not None
-        first = webhook_ids.record(session, message.partner, key, accepted.message_id)
-        if first != accepted.message_id:
-            raise _Replayed(first)  # rolls this request's message back
+    def __init__(self, keys: list[webhook_ids.Key]) -> None:
+        self.keys = keys
+        self.known: set[webhook_ids.Key] = set()  # recorded before, for the same message
 
-    try:
-        [done] = intake.accept(hooks.context(), [message], within=record)
-    except _Replayed as exc:
-        return exc.message_id, True
-    assert done.message_id is not None
-    return done.message_id, False
+    def __call__(self, session: Session, accepted: list[intake.Accepted]) -> None:
+        became = {k: a.message_id for k, a in zip(self.keys, accepted, strict=True)}
+        recorded, inserted = webhook_ids.record(session, became)  # type: ignore[arg-type]
+        if recorded != became:
+            raise _Replayed  # known for another message: roll back, answer with that one
+        self.known = set(became) - inserted
+
+
+def _store_batch(hooks: Webhooks, messages: list[InboundMessage]) -> list[tuple[int, bool]]:
+    """Each message's id and whether its webhook-id had come before, in one commit.
+
+    Optimistic: most webhook-ids are new, so the messages are stored and their ids recorded
+    in one transaction without looking first. A known id with the same bytes is the same
+    message anyway; with other bytes the transaction is rolled back and the batch stored
+    again after a look-up, the known ids answered with their first message.
+    """
+    keys = [(m.partner, m.metadata["webhook_id"]) for m in messages]
+    earlier: dict[webhook_ids.Key, int] = {}
+    for attempt in range(3):
+        if attempt:
+            with db.transaction(hooks.engine, write=False) as s:
+                earlier = webhook_ids.find(s, keys)
+        first: dict[webhook_ids.Key, int] = {}  # index of the first new message of each key
+        for i, key in enumerate(keys):
+            if key not in earlier:
+                first.setdefault(key, i)
+        todo = sorted(first.values())
+        recorder = _Recorder([keys[i] for i in todo])
+        try:
+            done = intake.accept(hooks.context(), [messages[i] for i in todo], within=recorder)
+        except _Replayed:
+            continue
+        stored = {keys[i]: a.message_id for i, a in zip(todo, done, strict=True)}
+        return [(earlier[k], True) if k in earlier else
+                (stored[k], first[k] != i or k in recorder.known)  # type: ignore[misc]
+                for i, k in enumerate(keys)]
+    raise TransientError("the same webhook-ids kept arriving at once; try again")
 
 
 def _refused(hooks: Webhooks, request: Request, partner: str, why: str) -> None:

@@ -35,15 +35,15 @@ class Accepted:
 
 
 def accept(ctx: Context, messages: Sequence[InboundMessage], source: Input | None = None, *,
-           within: Callable[[Session, Accepted], None] | None = None) -> list[Accepted]:
+           within: Callable[[Session, list[Accepted]], None] | None = None) -> list[Accepted]:
     """Store messages and enqueue their validation in one commit; then ack each to source.
 
     A message whose `fd` holds its content has its parts past the first stored before,
     one short transaction each (payloads.store_file), so the commit stays small. A refused
     message becomes a dead letter naming the channel and the reason. Without a source
-    (a webhook answers its caller itself) nothing is acked. `within` is called in the same
-    transaction for each message stored (a webhook records its idempotency key there); what
-    it raises rolls the whole commit back.
+    (a webhook answers its caller itself) nothing is acked. `within` is called once in the
+    same transaction with what became of every message (a webhook records its idempotency
+    keys there); what it raises rolls the whole commit back.
     """
     if not messages:
         return []
@@ -58,19 +58,31 @@ def accept(ctx: Context, messages: Sequence[InboundMessage], source: Input | Non
     crash.point("after_download_before_commit")
     out: list[Accepted] = []
     with db.transaction(ctx.engine) as s:
-        for m, data in zip(messages, contents, strict=True):
+        # Bytes in hand are received set-based, in a few statements for all of them.
+        plain = [i for i, data in enumerate(contents) if isinstance(data, bytes)]
+        got_plain = dict(zip(plain, receive.receive_many(s, [
+            receive.Incoming(messages[i].partner, messages[i].endpoint or "unknown",
+                             messages[i].source_name, contents[i])  # type: ignore[arg-type]
+            for i in plain]), strict=True)) if plain else {}
+        fresh: list[int] = []
+        for i, (m, data) in enumerate(zip(messages, contents, strict=True)):
             if data is None:
                 parking.park(s, stage="validate", endpoint=m.endpoint or f"partner:{m.partner}",
                              reason=f"{m.source_name}: refused unread: {m.refused}", chain=[])
                 out.append(Accepted(m, "refused"))
                 continue
-            got = receive.receive(s, partner=m.partner, channel=m.endpoint or "unknown",
-                                  source_name=m.source_name, data=data)
-            if got.new:
-                claims.enqueue(s, "validate", message_id=got.message.id)
-            out.append(Accepted(m, "new" if got.new else "duplicate", got.message.id))
-            if within is not None:
-                within(s, out[-1])
+            if i in got_plain:
+                message_id, new = got_plain[i]
+            else:
+                got = receive.receive(s, partner=m.partner, channel=m.endpoint or "unknown",
+                                      source_name=m.source_name, data=data)
+                message_id, new = got.message.id, got.new
+            if new:
+                fresh.append(message_id)
+            out.append(Accepted(m, "new" if new else "duplicate", message_id))
+        claims.enqueue_many(s, "validate", fresh)
+        if within is not None:
+            within(s, out)
     if source is not None:
         for a in out:
             crash.point("after_commit_before_archive")

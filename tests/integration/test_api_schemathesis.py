@@ -59,9 +59,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                       "acme"))]) + "\n")
     os.environ.setdefault("BRIGHTLINE_WEBHOOK_SECRET",
                           "whsec_" + base64.b64encode(b"s" * 32).decode())
-    http = HttpServer(ApiSettings(store_url=url, api_keys_file=key_file,
-                                  partners_dir=REPO / "conf" / "partners",
-                                  mappings_root=REPO / "mappings"), "127.0.0.1", 0)
+    http = HttpServer(create_app(ApiSettings(store_url=url, api_keys_file=key_file,
+                                             partners_dir=REPO / "conf" / "partners",
+                                             mappings_root=REPO / "mappings")), "127.0.0.1", 0)
     http.start()
     try:
         yield http.url
