@@ -5,7 +5,8 @@ type, the size while the body is read (413 as soon as it grows past the partner'
 the signature (401, an audit row, nothing stored), then the store: a webhook-id seen
 before answers with its first message, a new one is stored with its validate item and
 its id in one commit (channels/webhook.py makes the message, gateway/pipeline/intake.py
-stores it). The blocking store calls run in the thread pool, never on the event loop.
+stores it). Requests that arrive together share that commit (gateway/api/group_commit.py,
+a thread of its own): the event loop never waits for the store.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class Accepted(BaseModel):
 
 
 class _Replayed(Exception):
-    """A webhook-id was recorded for another message by a concurrent request: roll back."""
+    """A webhook-id is recorded for another message (a retry with other bytes, or a
+    concurrent request): roll back, then answer with that message."""
 
 
 class Webhooks:
