@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from canonical.errors import TransientError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
@@ -86,8 +88,10 @@ class GroupCommit(Generic[T, R]):
         try:
             results = self._store([item for item, _ in batch])
         except Exception as exc:
-            if len(batch) == 1:
-                batch[0][1](None, exc)
+            if len(batch) == 1 or isinstance(exc, TransientError):
+                # A store that is busy or down now is so for each alone too: all answered.
+                for _, resolve in batch:
+                    resolve(None, exc)
                 return
             # One bad item must not fail the others: each alone, with its own answer.
             for one in batch:

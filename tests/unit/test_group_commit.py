@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from canonical.errors import TransientError
 from gateway.api import group_commit
 from gateway.api.group_commit import GroupCommit
 
@@ -65,3 +66,36 @@ def test_the_thread_ends_when_idle_and_starts_again(monkeypatch: pytest.MonkeyPa
     thread.join(5)
     assert not thread.is_alive() and commits._thread is None
     assert asyncio.run(commits.submit(2)) == 2
+
+
+def test_a_busy_store_fails_the_whole_batch_at_once() -> None:
+    calls: list[list[int]] = []
+
+    def store(items: list[int]) -> list[int]:
+        calls.append(items)
+        raise TransientError("the store is busy")
+
+    commits = GroupCommit(store)
+    release = threading.Event()
+    first_call = threading.Event()
+    original = commits._store
+
+    def held(items: list[int]) -> list[int]:
+        first_call.set()
+        release.wait(5)
+        return original(items)
+
+    commits._store = held  # type: ignore[method-assign]
+
+    async def main() -> list[object]:
+        first = asyncio.ensure_future(commits.submit(0))
+        while not first_call.is_set():
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(commits.submit(i)) for i in (1, 2, 3)]
+        await asyncio.sleep(0.01)
+        release.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    got = asyncio.run(main())
+    assert all(isinstance(g, TransientError) for g in got)
+    assert calls == [[0], [1, 2, 3]]  # not tried again one by one
