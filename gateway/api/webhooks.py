@@ -32,7 +32,7 @@ from gateway import partners as partners_mod
 from gateway import settings as settings_mod
 from gateway.api.group_commit import GroupCommit
 from gateway.api.problems import problem
-from gateway.pipeline import intake
+from gateway.pipeline import crash, intake
 from gateway.pipeline.context import Context
 from gateway.store import db, webhook_ids
 
@@ -183,6 +183,7 @@ async def post_message(request: Request, partner: PartnerId,
     except webhook.WebhookRefused as exc:
         return problem(exc.status, str(exc))
     message_id, replayed = await hooks.commits.submit(message)
+    crash.point("after_commit_before_answer")  # stored, and the sender does not know it
     return JSONResponse({"message_id": message_id, "status_url": f"/v1/messages/{message_id}"},
                         status_code=202,
                         headers={"Idempotent-Replayed": "true"} if replayed else None)

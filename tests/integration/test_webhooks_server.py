@@ -47,9 +47,10 @@ def signed(body: bytes, msg_id: str, content_type: str = "application/json") -> 
 class Running:
     """`edigw run` in a site's folder, its HTTP address read from its log."""
 
-    def __init__(self, site: Site, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, site: Site, *args: str, env: dict[str, str] | None = None,
+                 log: str = "run.log") -> None:
         self.site = site
-        self.log = site.root / "run.log"
+        self.log = site.root / log
         self.operator = keys.new_key()
         key_file = site.root / "api-keys.yaml"
         key_file.write_text("keys:\n" + keys.entry_line(
@@ -224,6 +225,30 @@ def test_the_guides_curl_and_python_examples_are_accepted(gateway: Running) -> N
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("202 {'message_id': ")
+
+
+@pytest.mark.parametrize("point", ["after_download_before_commit", "after_commit_before_answer"])
+def test_a_crash_before_or_after_the_commit_is_one_message_once_the_sender_retries(
+        tmp_path: Path, point: str) -> None:
+    site = Site(tmp_path)
+    crashing = Running(site, "--listen", "127.0.0.1:0", env={"EDIGW_CRASH": point},
+                       log="crash.log")
+    crashing.wait_ready()
+    headers = signed(INVOICE, "msg_crash")
+    with pytest.raises(httpx.HTTPError):  # killed before it answered
+        httpx.post(crashing.url + PATH, content=INVOICE, headers=headers, timeout=30)
+    assert crashing.proc.wait(timeout=30) == -signal.SIGKILL
+    stored = _count(site, Message)
+    assert stored == (1 if point == "after_commit_before_answer" else 0)
+    again = Running(site, "--listen", "127.0.0.1:0", log="again.log")
+    try:
+        again.wait_ready()
+        r = httpx.post(again.url + PATH, content=INVOICE, headers=headers, timeout=30)
+        assert r.status_code == 202, r.text
+        assert (r.headers.get("idempotent-replayed") == "true") == bool(stored)
+    finally:
+        again.stop()
+    assert (_count(site, Message), _count(site, WebhookId)) == (1, 1)
 
 
 @pytest.mark.xfail(strict=True, reason=(
