@@ -270,6 +270,7 @@ def run_cell(cell: Cell, url: str, root: Path, next_icn: int) -> int:
             "acks": {"folder": str(root / "outbox")},
             "destinations": {"erp": {"type": "http", "config": {"url": sim.events_url}}},
             "workers": {"count": cell.workers, "idle_sleep": 0.05},
+            "http": {"listen": "127.0.0.1:0"},
         }), encoding="utf-8")
         log = (root / "run.log").open("wb")
         proc = subprocess.Popen([*_edigw(), "run", "--config", str(config),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,20 @@ def setting(default: Any = ..., *, description: str, example: Any, secret: bool 
     # A secret field is also kept out of the model's repr, so a logged config cannot show it.
     return pydantic.Field(default, description=description, examples=[example],
                           json_schema_extra={"secret": secret}, repr=not secret, **constraints)
+
+
+class EnvSecret(ChannelConfig):
+    """A secret given by the name of the environment variable that holds it."""
+
+    env: str = setting(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", example="PARTNER_SFTP_PASSWORD",
+                       description="The environment variable's name.")
+
+    def value(self) -> str:
+        """The secret itself; ConfigError naming the variable (never its value) if unset."""
+        found = os.environ.get(self.env)
+        if not found:
+            raise errors.ConfigError(f"environment variable {self.env} is not set")
+        return found
 
 
 @dataclass(frozen=True)

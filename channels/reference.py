@@ -54,6 +54,8 @@ def input_table(kind: str) -> str:
     reg = registry.INPUTS[kind]
     rows = config.describe(reg.config)
     nested = [f"`{r.name}` is `{{env: NAME}}`" for r in rows if r.type.startswith("[{'$ref'")]
+    nested += [f"`{r.name}` is a list of `{{env: NAME}}`" for r in rows
+               if r.type.startswith("[{'items': {'$ref'")]
     lines = _table(rows)
     if nested:
         lines += ["", "Secrets by environment variable: " + ", ".join(nested) + "."]

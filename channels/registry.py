@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from canonical import errors
-from channels import config, erp_file, erp_http, erp_sql, folder, sftp
+from channels import config, erp_file, erp_http, erp_sql, folder, sftp, webhook
 from channels.base import Input, Output
 
 
@@ -55,6 +55,9 @@ class InputRegistration:
     # Declared in a partner's file under channels:, one Input per partner; otherwise the
     # gateway's own (conf/gateway.yaml inbound.<name>), one Input for every partner.
     per_partner: bool = True
+    # Polled by `edigw run` (read() hands over what is waiting); False for a channel the
+    # partner calls (a webhook: the HTTP server hands its requests to the intake).
+    polled: bool = True
 
 
 INPUTS: Mapping[str, InputRegistration] = {
@@ -66,6 +69,10 @@ INPUTS: Mapping[str, InputRegistration] = {
         InputRegistration("sftp", sftp.SftpInputConfig, sftp.SftpInput,
                           "poll a partner's SFTP server: pinned host key, stable files only,"
                           " archived after the store's commit; acks put in its outbox"),
+        InputRegistration("webhook", webhook.WebhookInputConfig, webhook.WebhookInput,
+                          "the partner POSTs JSON, X12 or CSV to /v1/partners/<id>/messages,"
+                          " signed as Standard Webhooks says; answered 202 once stored",
+                          polled=False),
     )
 }
 

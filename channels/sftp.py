@@ -30,27 +30,13 @@ from tenacity import wait_random_exponential
 from canonical import errors
 from channels import sftp_link, sftp_names
 from channels.base import InboundMessage
-from channels.config import ChannelConfig, setting
+from channels.config import ChannelConfig, EnvSecret, setting
 from channels.sftp_link import HostKeyRefused, Link, Target, Watchdog
 
 log = logging.getLogger(__name__)
 
 # What a dropped connection, a timeout or a closed channel looks like from paramiko.
 NETWORK_ERRORS = (OSError, EOFError, paramiko.SSHException)
-
-
-class EnvSecret(ChannelConfig):
-    """A secret given by the name of the environment variable that holds it."""
-
-    env: str = setting(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", example="PARTNER_SFTP_PASSWORD",
-                       description="The environment variable's name.")
-
-    def value(self) -> str:
-        """The secret itself; ConfigError naming the variable (never its value) if unset."""
-        found = os.environ.get(self.env)
-        if not found:
-            raise errors.ConfigError(f"environment variable {self.env} is not set")
-        return found
 
 
 class SftpInputConfig(ChannelConfig):

@@ -32,8 +32,14 @@ def run(
         help="Worker processes (default: workers.count).")] = None,
     once: Annotated[bool, typer.Option(
         "--once", help="Take the files now in the inboxes, work the queue until idle, exit.")] = False,
+    listen: Annotated[str | None, typer.Option(
+        "--listen", metavar="HOST:PORT",
+        help="Serve HTTP (API, webhooks, portal) here (default: http.listen, "
+             "127.0.0.1:8080; port 0 picks a free one). Not with --once.")] = None,
 ) -> None:
     """Run the pipeline: inbound folders -> validate and acknowledge -> map -> route -> deliver.
+
+    Serves HTTP meanwhile (REST API, partners' webhooks, portal) on http.listen or --listen.
 
     With --once: exit 0 when all work is done, 3 when some waits for a scheduled retry
     (run again later, or without --once), 2 on a configuration or store error."""
@@ -42,9 +48,18 @@ def run(
 
     from canonical import redact
     from canonical.errors import ConfigError
+    from gateway import settings as settings_mod
     from gateway.pipeline import runner
 
     s = _settings("run", config)
+    if listen is not None:
+        try:
+            settings_mod.parse_listen(listen)
+        except ConfigError as exc:
+            raise cli_common.fail("run", f"--listen: {exc}", EXIT_ERROR) from exc
+        if once:
+            raise cli_common.fail("run", "--listen serves HTTP while the gateway runs; --once "
+                                  "does not serve (leave one of them out)", EXIT_ERROR)
     for problem in (cli_common.missing_folder(s.partners_folder, "partner configuration "
                                               "folder", "-c"),
                     cli_common.missing_folder(s.mappings_root, "mappings folder", "-c")):
@@ -56,7 +71,8 @@ def run(
     redact.install(*logging.getLogger().handlers)
     try:
         with cli_common.store_errors("run", s.store_url):
-            done = runner.run(cli_common.config_path(config), workers=workers, once=once)
+            done = runner.run(cli_common.config_path(config), workers=workers, once=once,
+                              listen=listen)
     except (ConfigError, OSError) as exc:
         raise cli_common.fail("run", str(exc), EXIT_ERROR) from exc
     typer.echo(f"messages {done.messages}, delivered {done.delivered}, pending deliveries "

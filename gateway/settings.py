@@ -1,4 +1,4 @@
-"""conf/gateway.yaml: store, inbound folders, acks, destinations, routes and workers, checked at load.
+"""conf/gateway.yaml: store, inbound folders, acks, HTTP, destinations, routes and workers, checked at load.
 
 Every error names the file, the line and the key (`conf/gateway.yaml:12: destinations.erp.config.
 path: ...`), using the mapping language's line-keeping YAML reader. Every key has a default,
@@ -94,6 +94,8 @@ class Settings:
     receive_batch: int = 100
     outbox_root: Path = Path("var/outbox")
     max_input_bytes: int = 104_857_600
+    http_listen: str = "127.0.0.1:8080"
+    http_enabled: bool = True
     destinations: dict[str, Destination] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     workers: Workers = field(default_factory=Workers)
@@ -140,6 +142,10 @@ def parse(data: Any, marks: yaml_source.Marks, file: str | None) -> Settings:
     folder, workers = get("inbound").get("folder") or {}, get("workers")
     destinations = _destinations(data.get("destinations", DEFAULT_DESTINATIONS), marks, name)
     routes = _routes(data.get("routes", DEFAULT_ROUTES), destinations, marks, name)
+    try:
+        parse_listen(get("http").get("listen", Settings.http_listen))
+    except ConfigError as exc:
+        raise _error(marks, ("http", "listen"), str(exc), name) from None
     return Settings(
         file=file,
         store_url=get("store").get("url", Settings.store_url),
@@ -152,8 +158,23 @@ def parse(data: Any, marks: yaml_source.Marks, file: str | None) -> Settings:
         receive_batch=int(folder.get("batch", Settings.receive_batch)),
         outbox_root=Path(get("acks").get("folder", "var/outbox")),
         max_input_bytes=int(get("limits").get("max_input_bytes", Settings.max_input_bytes)),
+        http_listen=get("http").get("listen", Settings.http_listen),
+        http_enabled=bool(get("http").get("enabled", True)),
         destinations=destinations, routes=routes,
         workers=Workers(**workers))
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """(host, port) of HOST:PORT ([::1]:8080 for IPv6); ConfigError saying what is wrong."""
+    host, sep, port = text.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    host = host[1:-1] if bracketed else host
+    # An IPv6 address is written in brackets: [::1]:8080, never ::1:8080.
+    if (not sep or not host or not port.isdigit() or int(port) > 65535
+            or (":" in host and not bracketed)):
+        raise ConfigError(f"listen address {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080 "
+                          "or [::1]:8080 (port 0 picks a free port)")
+    return host, int(port)
 
 
 def _schema_error(err: jsonschema.ValidationError, marks: yaml_source.Marks,

@@ -46,6 +46,8 @@ class Site:
             "partners": {"folder": str(REPO / "conf" / "partners"),
                          "mappings": str(REPO / "mappings")},
             "inbound": {"folder": {"stable_for": 0}},
+            # A free port each: sites run side by side, and 8080 may be anyone's.
+            "http": {"listen": "127.0.0.1:0"},
         }
         if destinations is not None:
             doc["destinations"] = destinations

@@ -31,9 +31,20 @@ class ApiSettings:
         overridable by an EDIGW_* environment variable."""
         gw = settings.load(conf if conf.is_file() else None)
         env = os.environ.get
+        return cls.from_settings(gw, store_url=env("EDIGW_STORE_URL"),
+                                 partners_dir=env("EDIGW_PARTNERS_DIR"),
+                                 mappings_root=env("EDIGW_MAPPINGS_DIR"))
+
+    @classmethod
+    def from_settings(cls, gw: settings.Settings, *, store_url: str | None = None,
+                      partners_dir: str | None = None,
+                      mappings_root: str | None = None) -> ApiSettings:
+        """From loaded gateway settings (`edigw run` serves its own store and partners);
+        the API keys file and the body limit still from EDIGW_* variables."""
+        env = os.environ.get
         return cls(
-            store_url=env("EDIGW_STORE_URL") or gw.store_url,
+            store_url=store_url or gw.store_url,
             api_keys_file=Path(env("EDIGW_API_KEYS") or API_KEYS),
-            partners_dir=Path(env("EDIGW_PARTNERS_DIR") or gw.partners_folder),
-            mappings_root=Path(env("EDIGW_MAPPINGS_DIR") or gw.mappings_root),
+            partners_dir=Path(partners_dir or gw.partners_folder),
+            mappings_root=Path(mappings_root or gw.mappings_root),
             max_body_bytes=int(env("EDIGW_API_MAX_BODY") or MAX_BODY_BYTES))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway.api import problems, routes
+from gateway.api import problems, routes, webhooks
 from gateway.api.api_settings import ApiSettings
 from gateway.api.keys import KeyRing
 from gateway.api.limits import BodyLimit
@@ -18,8 +18,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings.from_env()
     app = FastAPI(
         title="edi-gateway",
-        summary="Dead letters and message timelines. Send an API key as "
-                "`Authorization: Bearer <key>` or `X-API-Key`.",
+        summary="Partners' signed webhooks; dead letters and message timelines. Send an API "
+                "key as `Authorization: Bearer <key>` or `X-API-Key` (webhooks are signed "
+                "instead).",
         version="1",
     )
     # Endpoints are plain `def`: FastAPI runs them in its thread pool, so the blocking
@@ -29,10 +30,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.keys = KeyRing(settings.api_keys_file)
     app.state.remapper = Remapper(partners_dir=settings.partners_dir,
                                   mappings_root=settings.mappings_root)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Webhooks read their bodies themselves, up to each partner's max_bytes.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=(webhooks.PREFIX,))
     problems.install(app)
     app.include_router(routes.router)
     portal_pages.install(app)  # the partner portal's pages under /portal
+    webhooks.install(app, settings.partners_dir, settings.mappings_root)
     return app
 
 

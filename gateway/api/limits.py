@@ -17,12 +17,13 @@ class _TooLarge(Exception):
 class BodyLimit:
     """ASGI middleware refusing request bodies over max_bytes with a 413 problem."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt  # path prefixes whose routes enforce a limit of their own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path", "").startswith(self.exempt):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)

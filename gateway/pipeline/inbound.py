@@ -27,9 +27,11 @@ ONCE_GRACE = 10.0  # beyond ONCE_STABLE_WAIT, for the last poll's downloads
 
 
 def partner_inputs(ctx: Context) -> list[Input]:
-    """An input for each channel every partner declares (unconnected)."""
+    """An input for each polled channel every partner declares (unconnected); a webhook
+    is not polled: the HTTP server hands its requests to the intake."""
     return [registry.build_input(kind, settings, partner=p.id)
-            for p in ctx.partners for kind, settings in p.channels.items()]
+            for p in ctx.partners for kind, settings in p.channels.items()
+            if registry.INPUTS[kind].polled]
 
 
 def poll_logged(ctx: Context, source: Input) -> int:

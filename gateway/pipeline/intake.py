@@ -12,8 +12,10 @@ looked at here: the validate stage tells X12 from CSV and JSON.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
 
 from channels.base import InboundMessage, Input
 from gateway.pipeline import crash, parking
@@ -33,14 +35,16 @@ class Accepted:
     message_id: int | None = None
 
 
-def accept(ctx: Context, messages: Sequence[InboundMessage],
-           source: Input | None = None) -> list[Accepted]:
+def accept(ctx: Context, messages: Sequence[InboundMessage], source: Input | None = None, *,
+           within: Callable[[Session, list[Accepted]], None] | None = None) -> list[Accepted]:
     """Store messages and enqueue their validation in one commit; then ack each to source.
 
     A message whose `fd` holds its content has its parts past the first stored before,
     one short transaction each (payloads.store_file), so the commit stays small. A refused
     message becomes a dead letter naming the channel and the reason. Without a source
-    (a webhook answers its caller itself) nothing is acked.
+    (a webhook answers its caller itself) nothing is acked. `within` is called once in the
+    same transaction with what became of every message (a webhook records its idempotency
+    keys there); what it raises rolls the whole commit back.
     """
     if not messages:
         return []
@@ -66,17 +70,31 @@ def accept(ctx: Context, messages: Sequence[InboundMessage],
         kept = list(zip(messages, contents, strict=True))
     out: list[Accepted] = []
     with db.transaction(ctx.engine) as s:
-        for m, data in kept:
+        # Bytes in hand are received set-based, in a few statements for all of them.
+        plain = [i for i, (_, data) in enumerate(kept) if isinstance(data, bytes)]
+        got_plain = dict(zip(plain, receive.receive_many(s, [
+            receive.Incoming(kept[i][0].partner, kept[i][0].endpoint or "unknown",
+                             kept[i][0].source_name, kept[i][1])  # type: ignore[arg-type]
+            for i in plain]), strict=True)) if plain else {}
+        fresh: list[int] = []
+        for i, (m, data) in enumerate(kept):
             if data is None:
                 parking.park(s, stage="validate", endpoint=m.endpoint or f"partner:{m.partner}",
                              reason=f"{m.source_name}: refused unread: {m.refused}", chain=[])
                 out.append(Accepted(m, "refused"))
                 continue
-            got = receive.receive(s, partner=m.partner, channel=m.endpoint or "unknown",
-                                  source_name=m.source_name, data=data)
-            if got.new:
-                claims.enqueue(s, "validate", message_id=got.message.id)
-            out.append(Accepted(m, "new" if got.new else "duplicate", got.message.id))
+            if i in got_plain:
+                message_id, new = got_plain[i]
+            else:
+                got = receive.receive(s, partner=m.partner, channel=m.endpoint or "unknown",
+                                      source_name=m.source_name, data=data)
+                message_id, new = got.message.id, got.new
+            if new:
+                fresh.append(message_id)
+            out.append(Accepted(m, "new" if new else "duplicate", message_id))
+        claims.enqueue_many(s, "validate", fresh)
+        if within is not None:
+            within(s, out)
     if source is not None:
         for a in out:
             crash.point("after_commit_before_archive")

@@ -56,8 +56,10 @@ class Summary:
 
 
 def run(config: str | None = None, *, workers: int | None = None, once: bool = False,
-        store_url: str | None = None, stop: threading.Event | None = None) -> Summary:
-    """Run the pipeline (until stop is set, or once until idle) and summarise the store."""
+        store_url: str | None = None, stop: threading.Event | None = None,
+        listen: str | None = None) -> Summary:
+    """Run the pipeline (until stop is set, or once until idle) and summarise the store;
+    without once, HTTP is served meanwhile on listen (else http.listen; gateway.api.serve)."""
     ctx = Context.load(config, store_url=store_url)
     url = store_url or ctx.settings.store_url
     migrate.upgrade(url)
@@ -76,7 +78,10 @@ def run(config: str | None = None, *, workers: int | None = None, once: bool = F
                 for p in procs:
                     p.join()
         else:
-            _serve(ctx, inbound, config, url, count, stop)
+            from gateway.api import serve  # FastAPI and uvicorn only where HTTP is served
+
+            with serve.serving(ctx.settings, url, listen):
+                _serve(ctx, inbound, config, url, count, stop)
         return summary(ctx)
     finally:
         inbound.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 
 from canonical.errors import TransientError
@@ -33,6 +33,16 @@ def enqueue(session: Session, kind: str, *, message_id: int | None = None,
     session.add(item)
     session.flush()
     return item
+
+
+def enqueue_many(session: Session, kind: str, message_ids: list[int], *,
+                 now: datetime | None = None) -> None:
+    """Add a ready work item of kind for each message, in one statement."""
+    if message_ids:
+        now = now or db.utcnow()
+        session.execute(insert(WorkItem), [
+            {"kind": kind, "message_id": m, "status": WorkStatus.PENDING, "run_after": now,
+             "created_at": now, "updated_at": now} for m in message_ids])
 
 
 def claim(session: Session, kinds: Collection[str], worker_id: str, lease_seconds: float,

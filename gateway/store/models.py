@@ -337,7 +337,6 @@ class Acknowledgment(Base):
     sent_at: Mapped[datetime | None]
 
 
-
 class SetVerdict(Base):
     """Chunk n (from 0) of a message's validation verdicts, one per set or document.
 
@@ -350,6 +349,18 @@ class SetVerdict(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
     chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WebhookId(Base):
+    """A webhook-id a partner has sent, and the message it became: the idempotency key."""
+
+    __tablename__ = "webhook_ids"
+
+    partner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
 
 def fit(value: str | None, width: int = ENVELOPE_ID) -> str | None:
     """A value as it can be kept in a column of that width (cut, never refused)."""

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -81,7 +82,8 @@ def _requests(path: str, method: str, op: dict[str, Any]) -> Iterator[tuple[str,
             if p["in"] == "path":
                 if "/" in v or v in ("", "%ff"):
                     continue  # another route, or none: not this parameter's value
-                url = re.sub(r"\{" + p["name"] + r"\}", v, path)
+                # Percent-encoded, as a client sends it (a raw NUL is no URL at all).
+                url = re.sub(r"\{" + p["name"] + r"\}", lambda _, v=v: quote(v, safe=""), path)
                 yield re.sub(r"\{[^}]+\}", "1", url), {}, None
             elif p["in"] == "query":
                 yield benign_path, {p["name"]: v}, None

@@ -199,6 +199,7 @@ INPUT_OPTIONS: dict[str, dict[str, Any]] = {
     "sftp": {"host": "127.0.0.1", "username": "distributor", "password": {"env": "NOT_READ"},
              "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIB+i+f+g512hHOTFePxcEAxWPHHEgU7usKyDlExOBaN",
              "inbox": "/outbound", "archive": "/outbound/archive"},
+    "webhook": {"secret": {"env": "NOT_READ"}},
 }
 
 
@@ -206,6 +207,7 @@ INPUT_OPTIONS: dict[str, dict[str, Any]] = {
 INPUT_CONTEXT: dict[str, dict[str, Any]] = {
     "folder": {"max_bytes": 1000, "large_bytes": 100},
     "sftp": {"partner": "acme"},
+    "webhook": {"partner": "acme"},
 }
 
 
@@ -228,5 +230,6 @@ def test_inputs_are_inputs_with_documented_settings(input_kind: str) -> None:
 
 
 def test_unknown_input_kinds_are_refused() -> None:
-    with pytest.raises(errors.ConfigError, match=r"unknown input kind 'ftp' \(known: folder, sftp\)"):
+    with pytest.raises(errors.ConfigError,
+                       match=r"unknown input kind 'ftp' \(known: folder, sftp, webhook\)"):
         registry.build_input("ftp", {}, partner="acme")

@@ -144,10 +144,10 @@ def test_a_partner_sftp_channel_is_checked_by_its_config_model(root):
      "give exactly one of archive and delete_after_receive"),
     (("    host_key: \"ssh-ed25519 AAAA", "    host_key: \"ssh-ed25519 !AAA"), 16,
      "channels.sftp.host_key", "not a usable ssh-ed25519 public key"),
-    (("  sftp:", "  ftp:"), 12, "channels.ftp", "unknown channel kind 'ftp' (known: sftp)"),
+    (("  sftp:", "  ftp:"), 12, "channels.ftp", "unknown channel kind 'ftp' (known: sftp, webhook)"),
     (("  sftp:", "  folder:"), 12, "channels.folder",
      "'folder' is configured for every partner in conf/gateway.yaml (inbound.folder),"
-     " not in a partner's file (known here: sftp)"),
+     " not in a partner's file (known here: sftp, webhook)"),
 ])
 def test_bad_channels_name_file_line_and_key(root, change, line, key, says):
     path = write(root, "acme", (GOOD + SFTP).replace(*change))

@@ -31,6 +31,8 @@ def test_the_shipped_file_and_the_embedded_default_agree() -> None:
     assert shipped.workers == default.workers
     assert (shipped.workers.lease_seconds, shipped.workers.heartbeat_seconds,
             shipped.workers.max_claims) == (30, 10, 3)
+    assert (shipped.http_listen, shipped.http_enabled) == (default.http_listen, True)
+    assert default.http_listen == "127.0.0.1:8080"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -44,12 +46,24 @@ def test_the_shipped_file_and_the_embedded_default_agree() -> None:
     ("routes:\n  - to: [erp]\n  - to:\n      - nowhere\n",
      ":4: routes[1].to[0]: no destination 'nowhere' (known: erp)"),
     ("workers:\n  lease_seconds: 0\n", ":2: workers.lease_seconds: 0 is less than or equal"),
+    ("http:\n  listen: 8080\n", ":2: http.listen: 8080 is not of type 'string'"),
+    ("http:\n  listen: '::1:8080'\n", ":2: http.listen: '::1:8080' does not match"),
+    ("\nhttp:\n  listen: localhost:99999\n",
+     ":3: http.listen: listen address 'localhost:99999': expected HOST:PORT"),
+    ("http:\n  port: 80\n", ":2: http.port: unknown key 'port'"),
 ])
 def test_errors_name_file_line_and_key(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(settings.SettingsError) as info:
         _load(tmp_path, text)
     assert str(info.value).startswith(str(tmp_path / "gateway.yaml") + expected.split(":")[0])
     assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:0", ("::1", 0)),
+    ("gateway.internal:443", ("gateway.internal", 443))])
+def test_listen_addresses(text: str, expected: tuple[str, int]) -> None:
+    assert settings.parse_listen(text) == expected
 
 
 def test_routes_by_type_partner_and_condition(tmp_path: Path) -> None:

@@ -110,3 +110,21 @@ def test_the_check_is_per_sender_and_receiver(engine: Engine) -> None:
     # ISA06 is padded to 15 characters; the padding is not part of the identity.
     assert _interchange(engine, "000000905", b"one", sender="ACME           ").status \
         == "duplicate"
+
+
+def test_receive_many_is_receive_for_each_in_a_few_statements(engine: Engine) -> None:
+    known = _receive(engine, data=b"seen before")
+    large = b"x" * (receive.payloads.PART_BYTES + 10)
+    items = [receive.Incoming("acme", "webhook:/a", f"m{n}", data) for n, data in enumerate(
+        [b"one", b"two", b"one", b"seen before", large])]
+    items.append(receive.Incoming("globex", "webhook:/g", "m5", b"one"))  # another partner
+    with db.transaction(engine) as s:
+        got = receive.receive_many(s, items)
+    ids = [i for i, _ in got]
+    assert [new for _, new in got] == [True, True, False, False, True, True]
+    assert ids[0] == ids[2] and ids[3] == known.message.id
+    assert len(set(ids)) == 5  # one, two, seen before, large, globex's one
+    with db.transaction(engine, write=False) as s:
+        assert s.scalar(select(func.count()).select_from(Payload)) == 4
+        assert receive.payload(s, receive.sha256(large)) == large  # kept in parts, whole
+        assert s.get(Message, ids[5]).partner == "globex"

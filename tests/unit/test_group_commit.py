@@ -1,0 +1,101 @@
+"""Group commit: concurrent submissions are stored in shared batches, each answered alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from canonical.errors import TransientError
+from gateway.api import group_commit
+from gateway.api.group_commit import GroupCommit
+
+pytestmark = pytest.mark.unit
+
+
+def test_items_arriving_while_a_batch_is_stored_share_the_next_one() -> None:
+    release = threading.Event()
+    seen: list[list[int]] = []
+
+    def store(items: list[int]) -> list[int]:
+        seen.append(items)
+        if len(seen) == 1:
+            release.wait(5)  # the first batch holds the store while the rest queue up
+        return [i * 10 for i in items]
+
+    commits = GroupCommit(store)
+
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(commits.submit(0))
+        while not seen:
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(commits.submit(i)) for i in range(1, 20)]
+        await asyncio.sleep(0.01)
+        release.set()
+        return [await first, *[await r for r in rest]]
+
+    assert asyncio.run(main()) == [i * 10 for i in range(20)]
+    assert seen == [[0], list(range(1, 20))]
+    assert (commits.batches, commits.items) == (2, 20)
+
+
+def test_a_failing_batch_is_stored_again_item_by_item() -> None:
+    def store(items: list[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError(f"cannot store {items}")
+        return items
+
+    commits = GroupCommit(store)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(commits.submit(i) for i in (11, 12, 13, 14)),
+                                    return_exceptions=True)
+
+    got = asyncio.run(main())
+    assert got[:2] == [11, 12] and got[3] == 14
+    assert isinstance(got[2], ValueError) and "[13]" in str(got[2])
+
+
+def test_the_thread_ends_when_idle_and_starts_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(group_commit, "IDLE", 0.05)
+    commits = GroupCommit(lambda items: items)
+    assert asyncio.run(commits.submit(1)) == 1
+    thread = commits._thread
+    assert thread is not None
+    thread.join(5)
+    assert not thread.is_alive() and commits._thread is None
+    assert asyncio.run(commits.submit(2)) == 2
+
+
+def test_a_busy_store_fails_the_whole_batch_at_once() -> None:
+    calls: list[list[int]] = []
+
+    def store(items: list[int]) -> list[int]:
+        calls.append(items)
+        raise TransientError("the store is busy")
+
+    commits = GroupCommit(store)
+    release = threading.Event()
+    first_call = threading.Event()
+    original = commits._store
+
+    def held(items: list[int]) -> list[int]:
+        first_call.set()
+        release.wait(5)
+        return original(items)
+
+    commits._store = held  # type: ignore[method-assign]
+
+    async def main() -> list[object]:
+        first = asyncio.ensure_future(commits.submit(0))
+        while not first_call.is_set():
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(commits.submit(i)) for i in (1, 2, 3)]
+        await asyncio.sleep(0.01)
+        release.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    got = asyncio.run(main())
+    assert all(isinstance(g, TransientError) for g in got)
+    assert calls == [[0], [1, 2, 3]]  # not tried again one by one
