@@ -16,7 +16,8 @@ getting them, in the same run, on the same files:
 
 (b) only copies and (a) also stores, fsyncs and archives: the target is (a) >= 0.5x (b).
 Each round places new files (new control numbers) and runs (b) then (a) on them; the
-table shows every round and the median.
+table shows every round (and of (a)'s time: in the channel's read(), in its ack(), and the
+rest, which is storing plus the one wait between the two polls) and the medians.
 
     python bench/sftp_intake.py [--files 500] [--size 2000] [--rounds 3] [--poll-interval 0.05]
         [--profile out.pstats]
@@ -37,6 +38,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -89,6 +91,8 @@ class Round:
     bytes: int
     gateway_s: float = 0.0
     polls: int = 0
+    poll_s: float = 0.0  # in channel.read(): listing, downloading, spooling
+    ack_s: float = 0.0  # in channel.ack(): archiving
     sftp_s: float = 0.0
 
     @property
@@ -114,26 +118,46 @@ def openssh_get(server: SshServer, inbox: Path, into: Path) -> float:
     return seconds
 
 
+class TimedAcks:
+    """The channel as intake.accept's source, with the time its acks take added up."""
+
+    def __init__(self, channel: SftpInput) -> None:
+        self.channel = channel
+        self.seconds = 0.0
+
+    def ack(self, message: Any) -> None:
+        started = time.perf_counter()
+        self.channel.ack(message)
+        self.seconds += time.perf_counter() - started
+
+    def __getattr__(self, name: str) -> Any:  # connect, read, close: the channel's own
+        return getattr(self.channel, name)
+
+
 def gateway_take(ctx: Context, channel: SftpInput, count: int, poll_interval: float,
-                 profile: cProfile.Profile | None) -> tuple[float, int]:
-    """Seconds and polls until `count` messages are stored and acked; first poll to last ack."""
-    taken, polls = 0, 0
+                 profile: cProfile.Profile | None, r: Round) -> None:
+    """Poll, store and ack until `count` messages are acked; first poll to last ack, with
+    the time spent polling (listing, downloads, spooling) and acking."""
+    taken = 0
+    source = TimedAcks(channel)
     if profile is not None:
         profile.enable()
     started = time.perf_counter()
     while taken < count:
+        polled = time.perf_counter()
         messages = channel.read()
-        polls += 1
+        r.poll_s += time.perf_counter() - polled
+        r.polls += 1
         if messages:
-            taken += len(intake.accept(ctx, messages, channel))
+            taken += len(intake.accept(ctx, messages, source))  # type: ignore[arg-type]
         else:
             time.sleep(poll_interval)
-        if polls > 1000:
-            raise SystemExit(f"only {taken} of {count} files taken after {polls} polls")
-    seconds = time.perf_counter() - started
+        if r.polls > 1000:
+            raise SystemExit(f"only {taken} of {count} files taken after {r.polls} polls")
+    r.gateway_s = time.perf_counter() - started
     if profile is not None:
         profile.disable()
-    return seconds, polls
+    r.ack_s = source.seconds
 
 
 def stored(ctx: Context) -> int:
@@ -180,7 +204,8 @@ def main() -> None:
               f"{args.size} bytes, {args.rounds} rounds, {os.cpu_count()} CPUs, load "
               f"{os.getloadavg()[0]:.1f}, {datetime.date.today()}", flush=True)
         print(f"{'round':>5} {'sftp -b s':>10} {'files/s':>9} {'gateway s':>10} {'files/s':>9}"
-              f" {'polls':>6} {'ratio':>7}", flush=True)
+              f" {'ratio':>7} {'polls':>6} {'in read s':>10} {'in ack s':>9} {'rest s':>7}",
+              flush=True)
         icn = 100_000_001
         for n in range(1, args.rounds + 1):
             files = place(inbox, args.files, args.size, icn)
@@ -194,8 +219,7 @@ def main() -> None:
             before = stored(ctx)
             channel = SftpInput(channel_config, partner=PARTNER)
             try:
-                r.gateway_s, r.polls = gateway_take(ctx, channel, len(files), args.poll_interval,
-                                                    profile)
+                gateway_take(ctx, channel, len(files), args.poll_interval, profile, r)
             finally:
                 channel.close()
             # What (a) claims it did: every file stored once, archived, nothing left behind.
@@ -209,8 +233,10 @@ def main() -> None:
                 p.unlink()
             shutil.rmtree(fetched)
             rounds.append(r)
+            rest = r.gateway_s - r.poll_s - r.ack_s  # storing, and the wait between polls
             print(f"{n:>5} {r.sftp_s:>10.3f} {r.sftp_rate:>9.1f} {r.gateway_s:>10.3f} "
-                  f"{r.gateway_rate:>9.1f} {r.polls:>6} {r.ratio:>6.2f}x", flush=True)
+                  f"{r.gateway_rate:>9.1f} {r.ratio:>6.2f}x {r.polls:>6} {r.poll_s:>10.3f} "
+                  f"{r.ack_s:>9.3f} {rest:>7.3f}", flush=True)
         ctx.close()
         sftp_rate = statistics.median(r.sftp_rate for r in rounds)
         gateway_rate = statistics.median(r.gateway_rate for r in rounds)
