@@ -1,7 +1,8 @@
 """SFTP inbound (and the partner's outbox): poll a remote inbox, hand over stable files, archive on ack.
 
 A file is taken once its size and mtime are unchanged across two polls, downloaded to a
-temporary file that is fsynced, and handed over; only ack() (after the store's commit)
+temporary file that is fsynced (small files in pipelined groups, one spool file per group:
+channels/sftp_batch.py), and handed over; only ack() (after the store's commit)
 moves it to the archive or deletes it. Every call runs under a timeout and each poll under
 a watchdog that closes the connection if the server stops answering; after a failure the
 channel waits (exponential backoff with jitter) before it connects again. Each partner

@@ -3,9 +3,9 @@
 paramiko's high-level calls wait for each answer before the next request (getfo adds a
 stat and a prefetch thread per file), so a poll of 500 small files costs some 2,500 round
 trips. Here a group of files is read in three waves, each sent at once and answered in
-one go: open every file; read each whole (plus one read past its end, which must find the
-end: a file that grew since it was listed is caught) ; then stat each path and close each
-handle. What a file looked like after it was read is compared with its listing by the
+one go: open every file; read each whole, plus one read past its listed end, which must
+find the end (so a file that grew since it was listed is caught); then stat each path and
+close each handle. What a file looked like after it was read is compared with its listing by the
 caller, exactly as for a file fetched alone.
 
 Uses paramiko's request/response primitives (`_async_request`, `_read_response`), pinned by
