@@ -215,6 +215,15 @@ class _Alarms:
 _ALARMS = _Alarms()
 
 
+def _fresh_alarms() -> None:
+    # A forked child has no alarm thread, and the lock may have been held at the fork.
+    global _ALARMS
+    _ALARMS = _Alarms()
+
+
+os.register_at_fork(after_in_child=_fresh_alarms)
+
+
 class Watchdog:
     """Calls `abort` if the block has not finished within `seconds`."""
 
