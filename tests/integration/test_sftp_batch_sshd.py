@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from canonical import errors
 from channels import sftp_batch
-from tests.integration.test_sftp_sshd import Drop, names
+from tests.integration.test_sftp_sshd import Clock, Drop, names
 from tests.sshd_support import SshServer
 
 pytestmark = pytest.mark.integration
@@ -101,3 +102,37 @@ def test_the_archive_never_replaces_a_file_of_the_same_name(drop: Drop) -> None:
     assert len(archived) == 2 and archived[0].name == "po.edi"
     assert archived[1].name.startswith("po.edi.")  # the second under a timestamped name
     assert sorted(p.read_bytes() for p in archived) == [b"ISA*first", b"ISA*second"]
+
+
+def test_a_server_killed_mid_group_is_a_transient_error_and_the_next_polls_take_all(
+        drop: Drop, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {f"po{n:03d}.edi": os.urandom(3000 + n) for n in range(100)}
+    for name, data in files.items():
+        (drop.inbox / name).write_bytes(data)
+    real_take = sftp_batch._Answers.take
+    taken: list[int] = []
+
+    def take_then_kill(self: Any, num: int) -> Any:
+        taken.append(num)
+        if len(taken) == 40:  # amid the first group's reads
+            drop.server.kill()
+        return real_take(self, num)
+
+    clock = Clock()
+    ch = drop.channel(clock)
+    assert ch.read() == []
+    monkeypatch.setattr(sftp_batch._Answers, "take", take_then_kill)
+    with pytest.raises(errors.TransientError, match="polling the inbox"):
+        ch.read()
+    assert (len(names(drop.inbox)), names(drop.archive), names(drop.spool)) == (100, [], [])
+
+    monkeypatch.setattr(sftp_batch._Answers, "take", real_take)
+    drop.server.start()
+    clock.now = ch.retry_at
+    assert ch.read() == []  # a new connection sees each file once more before taking it
+    got = ch.read()
+    assert {m.source_name: m.data for m in got} == files
+    for m in got:
+        ch.ack(m)
+    assert (names(drop.inbox), names(drop.spool), len(names(drop.archive))) == ([], [], 100)
+    ch.close()
