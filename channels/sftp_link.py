@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -159,6 +160,70 @@ class Link:
                     closer.close()  # already gone is what we want
 
 
+class _Alarms:
+    """One daemon thread that fires every watchdog whose time is up.
+
+    A thread started per guarded call (threading.Timer) costs more than the SFTP round trip
+    it guards when a poll acks hundreds of files; this one thread sleeps until the
+    earliest deadline of the watchdogs armed now (few: one per partner at most).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: dict[int, tuple[float, Watchdog]] = {}
+        self._next = 0
+        self._waiting_until = float("inf")  # the deadline the thread sleeps towards
+        self._thread: threading.Thread | None = None
+
+    def arm(self, dog: Watchdog) -> int:
+        with self._cond:
+            key = self._next
+            self._next += 1
+            deadline = time.monotonic() + dog.seconds
+            self._armed[key] = (deadline, dog)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sftp-watchdog",
+                                                 daemon=True)
+                self._thread.start()
+            elif deadline < self._waiting_until:
+                self._cond.notify()
+            return key
+
+    def disarm(self, key: int) -> None:
+        with self._cond:
+            self._armed.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            due = []
+            with self._cond:
+                now = time.monotonic()
+                for key, (deadline, dog) in list(self._armed.items()):
+                    if deadline <= now:
+                        del self._armed[key]
+                        due.append(dog)
+                if not due:
+                    self._waiting_until = min((d for d, _ in self._armed.values()),
+                                              default=now + 60.0)
+                    self._cond.wait(self._waiting_until - now)
+                    self._waiting_until = float("inf")
+                    continue
+            for dog in due:  # outside the lock: an abort closes sockets
+                dog._fire()
+
+
+_ALARMS = _Alarms()
+
+
+def _fresh_alarms() -> None:
+    # A forked child has no alarm thread, and the lock may have been held at the fork.
+    global _ALARMS
+    _ALARMS = _Alarms()
+
+
+os.register_at_fork(after_in_child=_fresh_alarms)
+
+
 class Watchdog:
     """Calls `abort` if the block has not finished within `seconds`."""
 
@@ -166,19 +231,17 @@ class Watchdog:
         self.seconds = seconds
         self._abort = abort
         self.fired = False
-        self._timer: threading.Timer | None = None
+        self._key: int | None = None
 
     def _fire(self) -> None:
         self.fired = True
         self._abort()
 
     def __enter__(self) -> Watchdog:
-        self._timer = threading.Timer(self.seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._key = _ALARMS.arm(self)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._key is not None:
+            _ALARMS.disarm(self._key)

@@ -25,6 +25,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from channels import sftp_batch
 from channels.erp_sim import running_simulator
 from gateway.pipeline import inbound
 from gateway.pipeline.context import Context
@@ -139,8 +140,10 @@ def test_a_server_killed_mid_transfer_loses_nothing_and_the_next_run_takes_it(
         remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     site = sftp_site(tmp_path, remote)
-    data = make_850s(710, 600)  # some 90 KB: several reads of paramiko's download
-    assert len(data) > 2 * 32768
+    # Over sftp_batch.SMALL, so downloaded alone by getfo (a group read's kill has its own
+    # test, tests/integration/test_sftp_batch_sshd.py), in several of paramiko's reads.
+    data = make_850s(710, 2000)
+    assert len(data) > sftp_batch.SMALL
     remote.put("big.edi", data)
     real_getfo = paramiko.SFTPClient.getfo
     written: list[int] = []
@@ -180,7 +183,7 @@ def test_a_server_killed_mid_transfer_loses_nothing_and_the_next_run_takes_it(
     remote.server.start()  # back, same port and key
     site.run()
     pos = Counter(e["subject"] for e in site.events())
-    assert len(pos) == 600 and set(pos.values()) == {1}
+    assert len(pos) == 2000 and set(pos.values()) == {1}
     assert (names(remote.inbox), names(remote.archive)) == ([], ["big.edi"])
 
 
