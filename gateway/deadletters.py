@@ -18,9 +18,8 @@ from deadletter import filters
 from deadletter import replay as replay_rules
 from deadletter import timeline as timeline_rules
 from deadletter.filters import Filter, FilterError
-from gateway import audit
 from gateway.dry_run import Remapper
-from gateway.store import db, dead_letters, payloads
+from gateway.store import audit_log, db, dead_letters, payloads
 from gateway.store.models import DeadLetter, Delivery, Message
 
 MAX_PAGE = filters.MAX_PAGE
@@ -201,7 +200,7 @@ def _replay_one(s: Session, dl_id: int, actor: str, reason: str) -> Outcome:
     if item is None:
         return Outcome(dl_id, "skipped", f"dead letter {dl_id} was replayed or discarded "
                        "meanwhile", stage=dl.stage)
-    audit.record(s, actor=actor, action=REPLAY, target=f"dead_letter:{dl_id}", reason=reason,
+    audit_log.record(s, actor=actor, action=REPLAY, target=f"dead_letter:{dl_id}", reason=reason,
                  details={"stage": plan.stage, "message_id": plan.message_id,
                           "delivery_id": plan.delivery_id, "work_item_id": item.id})
     return Outcome(dl_id, "replayed", plan.why, stage=plan.stage, work_item_id=item.id)
@@ -265,7 +264,7 @@ def discard(engine: Engine, dead_letter_id: int, *, actor: str, reason: str) -> 
             return Outcome(dead_letter_id, "skipped",
                            f"dead letter {dead_letter_id} is {dl.status}, not parked",
                            stage=dl.stage)
-        audit.record(s, actor=actor, action=DISCARD, target=f"dead_letter:{dead_letter_id}",
+        audit_log.record(s, actor=actor, action=DISCARD, target=f"dead_letter:{dead_letter_id}",
                      reason=reason, details={"stage": dl.stage, "message_id": dl.message_id,
                                              "delivery_id": dl.delivery_id})
         return Outcome(dead_letter_id, "discarded", reason, stage=dl.stage)
