@@ -1,28 +1,8 @@
-"""The audit trail: one row per operator action and per refused caller."""
+"""Who did it, as the audit trail names a person at a shell (rows: gateway/store/audit_log.py)."""
 
 from __future__ import annotations
 
 import getpass
-from typing import Any
-
-from sqlalchemy.orm import Session
-
-from gateway.store import db
-from gateway.store.models import Audit
-
-# Reasons and details come from people and callers; the table is not a dump site.
-MAX_REASON = 2000
-
-
-def record(session: Session, *, actor: str, action: str, target: str,
-           reason: str | None = None, details: dict[str, Any] | None = None) -> Audit:
-    """Add an audit row in the caller's transaction, so it commits with the action."""
-    # PostgreSQL text cannot hold NUL; the trail keeps a visible stand-in instead of failing.
-    reason = reason.replace("\x00", "\ufffd")[:MAX_REASON] if reason else reason
-    row = Audit(at=db.utcnow(), actor=actor[:200], action=action[:64], target=target[:200],
-                reason=reason, details=details or {})
-    session.add(row)
-    return row
 
 
 def cli_actor() -> str:

@@ -43,7 +43,7 @@ def add(
     from gateway import audit
     from gateway import partners as partners_mod
     from gateway.portal import passwords
-    from gateway.store import db, users
+    from gateway.store import audit_log, db, users
 
     s = _settings("add", config)
     try:
@@ -71,7 +71,7 @@ def add(
         try:
             with db.transaction(engine) as session:
                 users.add(session, username=username, partner=partner, password_hash=hashed)
-                audit.record(session, actor=audit.cli_actor(), action="portal.user_added",
+                audit_log.record(session, actor=audit.cli_actor(), action="portal.user_added",
                              target=f"portal-user:{username}", details={"partner": partner})
         except users.UserExists as exc:
             raise cli_common.fail("users add", str(exc)) from exc
@@ -114,7 +114,7 @@ def disable(
 ) -> None:
     """Stop a portal user signing in; their open sessions end at their next request."""
     from gateway import audit
-    from gateway.store import db, users
+    from gateway.store import audit_log, db, users
 
     s = _settings("disable", config)
     missing = cli_common.missing_sqlite_file(s.store_url)
@@ -126,7 +126,7 @@ def disable(
             with db.transaction(engine) as session:
                 found = users.disable(session, username)
                 if found:
-                    audit.record(session, actor=audit.cli_actor(),
+                    audit_log.record(session, actor=audit.cli_actor(),
                                  action="portal.user_disabled", target=f"portal-user:{username}")
         finally:
             engine.dispose()

@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway import audit
 from gateway.api.keys import Principal
-from gateway.store import db
+from gateway.store import audit_log, db
 
 # auto_error=False: the checks below decide, so that every refusal is audited the same way.
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
@@ -39,7 +38,7 @@ def _refuse(request: Request, why: str) -> None:
     client = request.client.host if request.client else "?"
     try:
         with db.transaction(request.app.state.engine) as s:
-            audit.record(s, actor=f"api:anonymous@{client}", action="api.auth_failed",
+            audit_log.record(s, actor=f"api:anonymous@{client}", action="api.auth_failed",
                          target=f"{request.method} {request.url.path}"[:200], reason=why,
                          details={"client": client})
     except Exception:  # the caller is refused all the same; the log keeps the trace

@@ -27,14 +27,13 @@ from starlette.requests import ClientDisconnect
 from canonical.errors import ConfigError, TransientError
 from channels import registry, webhook
 from channels.base import InboundMessage
-from gateway import audit
 from gateway import partners as partners_mod
 from gateway import settings as settings_mod
 from gateway.api.group_commit import GroupCommit
 from gateway.api.problems import problem
 from gateway.pipeline import crash, intake
 from gateway.pipeline.context import Context
-from gateway.store import db, webhook_ids
+from gateway.store import audit_log, db, webhook_ids
 
 log = logging.getLogger("edigw.api")
 router = APIRouter()
@@ -241,7 +240,7 @@ def _refused(hooks: Webhooks, request: Request, partner: str, why: str) -> None:
     log.warning("webhook for %s from %s refused: %s", partner, client, why)
     try:
         with db.transaction(hooks.engine) as s:
-            audit.record(s, actor=f"webhook:anonymous@{client}", action="webhook.auth_failed",
+            audit_log.record(s, actor=f"webhook:anonymous@{client}", action="webhook.auth_failed",
                          target=f"partner:{partner}", reason=why, details={"client": client})
     except Exception:  # the caller is refused all the same; the log keeps the trace
         log.exception("could not write the audit row of a refused webhook")

@@ -18,12 +18,11 @@ from starlette.datastructures import UploadFile
 
 from canonical.errors import ConfigError
 from channels.base import InboundMessage
-from gateway import audit
 from gateway.pipeline import intake
 from gateway.portal import cells, checks, passwords, state, upload_guard
 from gateway.portal.portal_settings import FORM_SLACK
 from gateway.portal.sessions import COOKIE, CSRF_FIELD, Session, csrf_ok
-from gateway.store import db, uploads, users
+from gateway.store import audit_log, db, uploads, users
 
 log = logging.getLogger("edigw.portal")
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -161,7 +160,7 @@ def _check_password(portal: state.Portal, username: str, password: str) -> tuple
 def _audit(portal: state.Portal, username: str, client: str, action: str) -> None:
     try:
         with db.transaction(portal.ctx.engine) as s:
-            audit.record(s, actor=f"portal:anonymous@{client}", action=action,
+            audit_log.record(s, actor=f"portal:anonymous@{client}", action=action,
                          target=f"portal-user:{username[:64]}", reason=None,
                          details={"client": client})
     except Exception:  # the answer stands; the log keeps the trace
