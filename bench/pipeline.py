@@ -641,6 +641,8 @@ def _area(file: str, func: str) -> str:
             return area
     if any(w in func for w in ("acquire", "sleep", "wait", "select", "poll")):
         return "waiting"
+    if "site-packages/" in file:  # by package
+        return file.split("site-packages/")[1].split("/")[0].removesuffix(".py")
     if "/python3." in file:  # the standard library, by module
         return file.split("/python3.")[1].split("/", 2)[1].removesuffix(".py")
     return func if file == "~" else file
