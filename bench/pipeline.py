@@ -620,6 +620,11 @@ def profile(files: int, dest: str, tmp: Path) -> None:
     stats = pstats.Stats(prof, stream=out)
     stats.sort_stats("cumulative").print_stats(15)
     print(out.getvalue())
+    out = io.StringIO()
+    stats.stream = out  # type: ignore[attr-defined]
+    stats.print_stats(r"gateway/pipeline/(stages|outbound|routing|intake|inbox)", 12)
+    print("the stages' functions, top 12 by cumulative time:")
+    print(out.getvalue().split("filename:lineno(function)", 1)[-1].rstrip() + "\n")
     total = sum(tt for _, _, tt, _, _ in stats.stats.values()) or 1.0  # type: ignore[attr-defined]
     where: dict[str, float] = {}
     for (file, _, func), (_, _, tt, _, _) in stats.stats.items():  # type: ignore[attr-defined]
