@@ -35,7 +35,8 @@ def test_a_large_file_streams_through_postgres(pg_url: str, tmp_path: Path,
     path.write_bytes(purchase_orders(SETS))
     try:
         message_id = _receive(ctx, path)
-        _receive(ctx, path)  # the same file again: the same message, its parts kept once
+        # The same file again: the same message, its parts kept once.
+        assert _receive(ctx, path, expect="duplicate") == message_id
         Worker(ctx, "w1").run(until_idle=True)
         with db.transaction(engine, write=False) as s:
             digest = s.scalar(select(Message.payload_sha256).where(Message.id == message_id))

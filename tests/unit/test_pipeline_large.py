@@ -118,9 +118,10 @@ def ctx(tmp_path: Path) -> Iterator[Context]:
     engine.dispose()
 
 
-def _receive(ctx: Context, path: Path) -> int:
+def _receive(ctx: Context, path: Path, expect: str = "new") -> int:
     """The folder channel and the intake take a large file: its parts first (through the
-    descriptor the channel checked), then the message and its item."""
+    descriptor the channel checked), then the message and its item (expect: new, or
+    duplicate for a file taken before)."""
     inbox = ctx.settings.outbox_root.parent / "inbox"
     (inbox / "acme").mkdir(parents=True, exist_ok=True)
     os.link(path, inbox / "acme" / path.name)  # the fixture's file stays for the next test
@@ -129,7 +130,7 @@ def _receive(ctx: Context, path: Path) -> int:
     [message] = source.read()
     assert message.fd is not None and message.data == b""  # never in memory whole
     [got] = intake.accept(ctx, [message], source)
-    assert got.outcome == "new" and not (inbox / "acme" / path.name).exists()
+    assert got.outcome == expect and not (inbox / "acme" / path.name).exists()
     assert got.message_id is not None
     return got.message_id
 
