@@ -17,7 +17,9 @@ run: $(BIN)/.installed
 	from mappings.x12 import outline; reg = partners.load_all(); \
 	[print(f, "->", shutil.copy(f, (d := pathlib.Path("var/inbox", p.id)).mkdir(parents=True, exist_ok=True) or d)) \
 	 for f in sorted(pathlib.Path("samples/x12").glob("*.edi")) \
-	 for ic in outline.scan(f)[:1] if (p := reg.find_by_sender(ic.sender_qualifier, ic.sender_id))]'
+	 for ic in outline.scan(f)[:1] if (p := reg.find_by_sender(ic.sender_qualifier, ic.sender_id))]; \
+	[print(f, "->", shutil.copy(f, (d := pathlib.Path("var/inbox", f.parent.name)).mkdir(parents=True, exist_ok=True) or d)) \
+	 for f in sorted(pathlib.Path("samples/partners").glob("*/*"))]'
 	$(BIN)/edigw run --once
 	@echo "events: var/erp/events.jsonl   acknowledgments: var/outbox/<partner>/   store: var/edigw.db"
 
