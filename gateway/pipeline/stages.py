@@ -16,7 +16,6 @@ from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from canonical.envelope import Event as CloudEvent
@@ -337,11 +336,9 @@ def passed_interchanges(session: Session, message_id: int) -> set[str]:
 
 def store_event(session: Session, msg: Message, event: CloudEvent) -> None:
     """Keep the event whole, once per id: a second mapping of the same set changes nothing."""
-    dialect = sqlite if db.is_sqlite(session) else postgresql
-    session.execute(dialect.insert(Event).values(
+    session.execute(db.insert_new(session, Event, Event.event_id).values(
         event_id=event.id, message_id=msg.id, type=event.type, partner=event.partner or msg.partner,
-        subject=event.subject, envelope=event.to_dict(), created_at=db.utcnow())
-        .on_conflict_do_nothing(index_elements=[Event.event_id]))
+        subject=event.subject, envelope=event.to_dict(), created_at=db.utcnow()))
 
 
 # ---- route -----------------------------------------------------------------------------

@@ -7,19 +7,13 @@ crash part way through a message) changes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from canonical.envelope import Event as CloudEvent
 from gateway.store import db
 from gateway.store.models import Delivery, DeliveryStatus, Event, WorkItem, WorkStatus
-
-
-def _dialect(session: Session) -> Any:
-    return sqlite if db.is_sqlite(session) else postgresql
 
 
 def add_events(session: Session, message_id: int, partner: str,
@@ -29,7 +23,7 @@ def add_events(session: Session, message_id: int, partner: str,
         return
     now = db.utcnow()
     session.execute(
-        _dialect(session).insert(Event).on_conflict_do_nothing(index_elements=[Event.event_id]),
+        db.insert_new(session, Event, Event.event_id),
         [{"event_id": e.id, "message_id": message_id, "type": e.type,
           "partner": e.partner or partner, "subject": e.subject, "envelope": e.to_dict(),
           "created_at": now} for e in events])
@@ -52,8 +46,7 @@ def add_deliveries(session: Session, message_id: int,
         return 0
     now = db.utcnow()
     session.execute(
-        _dialect(session).insert(Delivery).on_conflict_do_nothing(
-            index_elements=[Delivery.event_id, Delivery.destination]),
+        db.insert_new(session, Delivery, Delivery.event_id, Delivery.destination),
         [{"event_id": e, "destination": d, "status": DeliveryStatus.PENDING, "attempts": 0,
           "next_attempt_at": now, "created_at": now, "updated_at": now} for e, d in pairs])
     waiting = exists().where(WorkItem.kind == "deliver", WorkItem.delivery_id == Delivery.id,

@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import exists, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.store import db, models, payloads
@@ -32,11 +30,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _insert(session: Session, model: type[Any]) -> Any:
-    dialect = postgresql if not db.is_sqlite(session) else sqlite
-    return dialect.insert(model)
-
-
 def store_payload(session: Session, data: bytes | payloads.Stored, *,
                   now: datetime | None = None) -> str:
     """Keep data (once, whoever sends it) and return its sha256.
@@ -56,10 +49,9 @@ def store_payload(session: Session, data: bytes | payloads.Stored, *,
         for n, part in enumerate(rest, 1):
             payloads.insert_part(session, digest, n, part)
         stored = payloads.Stored(digest, len(data), first, len(rest) + 1)
-    session.execute(_insert(session, Payload)
+    session.execute(db.insert_new(session, Payload, Payload.sha256)
                     .values(sha256=digest, size=stored.size, data=stored.first,
-                            parts=stored.parts, created_at=now or db.utcnow())
-                    .on_conflict_do_nothing(index_elements=[Payload.sha256]))
+                            parts=stored.parts, created_at=now or db.utcnow()))
     return digest
 
 
@@ -75,10 +67,9 @@ def receive(session: Session, *, partner: str, channel: str, source_name: str,
     # ON CONFLICT rather than look-then-insert: two workers receiving the same file at
     # once on PostgreSQL must not both create it (or fail on the unique constraint).
     new_id = session.scalar(
-        _insert(session, Message)
+        db.insert_new(session, Message, Message.partner, Message.payload_sha256)
         .values(partner=partner, channel=channel, source_name=source_name,
                 payload_sha256=digest, received_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[Message.partner, Message.payload_sha256])
         .returning(Message.id))
     message = session.scalars(select(Message).where(
         Message.partner == partner, Message.payload_sha256 == digest)).one()
@@ -116,12 +107,10 @@ def receive_many(session: Session, items: list[Incoming], *,
         rows.append({"sha256": digest, "size": len(item.data), "data": item.data, "parts": 1,
                      "created_at": now})
     if rows:
-        session.execute(_insert(session, Payload).on_conflict_do_nothing(
-            index_elements=[Payload.sha256]), rows)
+        session.execute(db.insert_new(session, Payload, Payload.sha256), rows)
     keys = {(i.partner, d): i for i, d in zip(items, digests, strict=True)}
     inserted = session.execute(
-        _insert(session, Message)
-        .on_conflict_do_nothing(index_elements=[Message.partner, Message.payload_sha256])
+        db.insert_new(session, Message, Message.partner, Message.payload_sha256)
         .returning(Message.partner, Message.payload_sha256),
         [{"partner": p, "channel": i.channel, "source_name": i.source_name,
           "payload_sha256": d, "received_at": now, "updated_at": now}
