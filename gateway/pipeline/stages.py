@@ -23,8 +23,7 @@ from canonical.errors import InputError, PermanentError, X12ReadError
 from gateway.partners import Partner
 from gateway.pipeline import parking, routing
 from gateway.pipeline.context import Context
-from gateway.pipeline.queue import enqueue_once
-from gateway.store import db, models, receive, set_verdicts
+from gateway.store import claims, db, models, receive, set_verdicts
 from gateway.store import events as store_events
 from gateway.store.models import (
     Acknowledgment,
@@ -125,7 +124,7 @@ def settle_documents(session: Session, item: WorkItem, msg: Message, partner: Pa
     good = [r for r in results if r.ok]
     bad = [r for r in results if not r.ok]
     if good:
-        enqueue_once(session, "map", message_id=msg.id)
+        claims.enqueue_once(session, "map", message_id=msg.id)
     if bad:
         park_item(session, item, msg, "rejected by validation: "
                   + "; ".join(f"{r.where}: {r.reason}" for r in bad[:10])
@@ -185,9 +184,9 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
                                     f"{_words([*group.errors, *s.errors])}")
     if session.scalar(select(Acknowledgment.id).where(Acknowledgment.message_id == msg.id,
                                                       Acknowledgment.sent_at.is_(None)).limit(1)):
-        enqueue_once(session, "ack", message_id=msg.id)
+        claims.enqueue_once(session, "ack", message_id=msg.id)
     if to_map:
-        enqueue_once(session, "map", message_id=msg.id)
+        claims.enqueue_once(session, "map", message_id=msg.id)
         set_verdicts.save(session, msg.id, translate.verdicts_of(result))
     if held:
         park_item(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
@@ -299,7 +298,7 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
         elif r.status == "failed":
             failed.append(r)
     if made:
-        enqueue_once(session, "route", message_id=msg.id)
+        claims.enqueue_once(session, "route", message_id=msg.id)
     if failed:
         park_item(session, item, msg, f"mapping failed: {failures(failed[:10])}",
                   error=failed[0].error, dead=not made)

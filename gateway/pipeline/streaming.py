@@ -27,7 +27,6 @@ from canonical.envelope import Event as CloudEvent
 from gateway.partners import Partner
 from gateway.pipeline import routing, stages
 from gateway.pipeline.context import Context
-from gateway.pipeline.queue import enqueue_once
 from gateway.store import claims, db, events, payloads
 from gateway.store.models import Message, MessageStatus, WorkItem
 from gateway.store.sequences import StoreControlNumbers
@@ -184,7 +183,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
         m.stage = "map"
         write(s, page)
         if made:
-            enqueue_once(s, "route", message_id=m.id)
+            claims.enqueue_once(s, "route", message_id=m.id)
         if failures:
             reason = stages.failures(failures)
             more = f" (and {failed - len(failures)} more)" if failed > len(failures) else ""

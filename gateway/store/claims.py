@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from canonical.errors import TransientError
@@ -33,6 +33,29 @@ def enqueue(session: Session, kind: str, *, message_id: int | None = None,
     session.add(item)
     session.flush()
     return item
+
+
+def enqueue_once(session: Session, kind: str, *, message_id: int | None = None,
+                 delivery_id: int | None = None) -> int | None:
+    """Enqueue kind for these ids unless an item of it is already waiting or running; the
+    new item's id, or None.
+
+    One INSERT ... SELECT ... WHERE NOT EXISTS: a re-run of a stage must not double the
+    work after it, and asking first then inserting cost two statements per enqueue. No
+    unique key backs it (a done item may be enqueued again by a replay), so, as with the
+    look-then-insert it replaces, two concurrent transactions on PostgreSQL could both
+    insert; SQLite runs one writer at a time.
+    """
+    now = db.utcnow()
+    t = WorkItem.__table__
+    waiting = exists().where(
+        t.c.kind == kind, t.c.message_id == message_id, t.c.delivery_id == delivery_id,
+        t.c.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))
+    values = {"kind": kind, "message_id": message_id, "delivery_id": delivery_id,
+              "status": WorkStatus.PENDING, "attempts": 0, "lost_leases": 0,
+              "run_after": now, "created_at": now, "updated_at": now}
+    row = select(*(literal(v, t.c[k].type).label(k) for k, v in values.items())).where(~waiting)
+    return session.scalar(t.insert().from_select(list(values), row).returning(t.c.id))
 
 
 def enqueue_many(session: Session, kind: str, message_ids: list[int], *,
