@@ -15,19 +15,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from canonical.envelope import Event as CloudEvent
 from canonical.errors import InputError, PermanentError, X12ReadError
 from gateway.partners import Partner
 from gateway.pipeline import parking, routing
 from gateway.pipeline.context import Context
-from gateway.store import claims, db, models, receive, set_verdicts
+from gateway.store import acknowledgments, claims, db, messages, receive, set_verdicts
 from gateway.store import events as store_events
 from gateway.store.models import (
-    Acknowledgment,
-    Event,
     Interchange,
     InterchangeStatus,
     Message,
@@ -42,8 +38,6 @@ from mappings.x12.reader import X12Reader
 from mappings.x12.results import FileResult, InterchangeResult
 
 Stage = Callable[[Context, Session, WorkItem], None]
-# Interchanges whose sets go on to mapping: new ones, and quarantined ones an operator let through.
-PASSED = (InterchangeStatus.ACCEPTED, InterchangeStatus.RELEASED)
 
 
 class MissingInput(PermanentError):
@@ -52,7 +46,7 @@ class MissingInput(PermanentError):
 
 def message_of(session: Session, item: WorkItem) -> Message:
     """The message a work item is about."""
-    msg = session.get(Message, item.message_id) if item.message_id is not None else None
+    msg = messages.load(session, item.message_id)
     if msg is None:
         raise MissingInput(f"work item {item.id} ({item.kind}): no message {item.message_id}")
     return msg
@@ -152,7 +146,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
         park_item(session, item, msg, problem)
         return
     digests = digests_of()
-    earlier = recorded_interchanges(session, msg.id)
+    earlier = receive.interchanges_of(session, msg.id)
     numbers = SessionControlNumbers(session, scope=f"partner:{partner.id}")
     rejected: list[str] = []
     held: list[str] = []
@@ -162,7 +156,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
                else _record(session, msg, ic, digests.get(n, msg.payload_sha256)))
         if row.status == InterchangeStatus.DUPLICATE:
             continue  # the same interchange came before: it has had its effect and its acks
-        if row.status not in PASSED:
+        if row.status not in receive.PASSED:
             held.append(f"interchange {ic.control_number} is {row.status}: the same ISA13 "
                         f"came before with other content (interchange #{row.duplicate_of_id})")
             continue
@@ -182,8 +176,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
                     rejected.append(f"set {s.set_id} {ic.control_number}.{group.control_number}."
                                     f"{s.control_number} (line {s.line}): "
                                     f"{_words([*group.errors, *s.errors])}")
-    if session.scalar(select(Acknowledgment.id).where(Acknowledgment.message_id == msg.id,
-                                                      Acknowledgment.sent_at.is_(None)).limit(1)):
+    if acknowledgments.any_unsent(session, msg.id):
         claims.enqueue_once(session, "ack", message_id=msg.id)
     if to_map:
         claims.enqueue_once(session, "map", message_id=msg.id)
@@ -201,12 +194,6 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
 def _words(findings: list[Any]) -> str:
     return "; ".join(f"{f.segment_id or f.level} (line {f.line}): {f.message}" if f.line
                      else f.message for f in findings[:5]) or "rejected"
-
-
-def recorded_interchanges(session: Session, message_id: int) -> list[Interchange]:
-    """The message's interchanges as a validation recorded them, in file order."""
-    return list(session.scalars(select(Interchange).where(Interchange.message_id == message_id)
-                                .order_by(Interchange.id)))
 
 
 def sender_problem(ctx: Context, partner: Partner,
@@ -254,20 +241,12 @@ def _acknowledge(session: Session, msg: Message, partner: Partner, ic: Interchan
                  row: Interchange, numbers: SessionControlNumbers,
                  batch: acks.AckBatch | None = None) -> None:
     """Build and keep the interchange's TA1/997/999 once (a replay finds them made)."""
-    if session.scalar(select(Acknowledgment.id)
-                      .where(Acknowledgment.interchange_id == row.id).limit(1)):
+    if acknowledgments.made_for(session, row.id):
         return
     if batch is None:
         batch = acks.build_acknowledgments(ic, numbers, db.utcnow())
-    for ack in batch:
-        digest = receive.store_payload(session, ack.text.encode("ascii"))
-        session.add(Acknowledgment(
-            message_id=msg.id, interchange_id=row.id, partner=partner.id, kind=ack.kind,
-            answers_interchange=models.fit(ack.answers_interchange),
-            answers_group=models.fit(ack.answers_group),
-            control_number=ack.interchange_control_number, payload_sha256=digest,
-            filename=acks.ack_filename(ack)))
-    session.flush()
+    acknowledgments.add(session, message_id=msg.id, interchange_id=row.id, partner=partner.id,
+                        made=batch)
 
 
 # ---- map -------------------------------------------------------------------------------
@@ -280,7 +259,7 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         raise MissingInput(f"unknown partner {msg.partner!r}")
-    passed = passed_interchanges(session, msg.id)
+    passed = receive.passed_isa13s(session, msg.id)
     data = receive.payload(session, msg.payload_sha256)
     # The event time is the arrival, not now, so that mapping again gives the same event.
     results = translate.translate(
@@ -288,15 +267,16 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
         partner=partner.id, name=msg.source_name, time=msg.received_at,
         verdicts=kept_verdicts(session, msg.id, lambda: contextlib.nullcontext(session)),
         accept_with_errors=partner.accept_with_errors)
-    made, failed = 0, []
+    made, failed = [], []
     for r in results:
         if not mapped_here(r, passed):
             continue
         if r.status == "translated" and r.event is not None:
-            store_event(session, msg, r.event)
-            made += 1
+            made.append(r.event)
         elif r.status == "failed":
             failed.append(r)
+    # One statement for all (a small message's events fit in memory; see streaming for large).
+    store_events.add_events(session, msg.id, msg.partner, made)
     if made:
         claims.enqueue_once(session, "route", message_id=msg.id)
     if failed:
@@ -327,27 +307,13 @@ def failures(failed: list[translate.Translated]) -> str:
                      if r.format == "x12" else f"{r.where}: {r.reason}" for r in failed)
 
 
-def passed_interchanges(session: Session, message_id: int) -> set[str]:
-    """The ISA13s of the message's interchanges whose sets go on to mapping."""
-    return set(session.scalars(select(Interchange.isa13).where(
-        Interchange.message_id == message_id, Interchange.status.in_(PASSED))))
-
-
-def store_event(session: Session, msg: Message, event: CloudEvent) -> None:
-    """Keep the event whole, once per id: a second mapping of the same set changes nothing."""
-    session.execute(db.insert_new(session, Event, Event.event_id).values(
-        event_id=event.id, message_id=msg.id, type=event.type, partner=event.partner or msg.partner,
-        subject=event.subject, envelope=event.to_dict(), created_at=db.utcnow()))
-
-
 # ---- route -----------------------------------------------------------------------------
 
 def route(ctx: Context, session: Session, item: WorkItem) -> None:
     """One delivery per event and matching destination; enqueue deliver for each pending one."""
     msg = message_of(session, item)
     msg.stage = "route"
-    events = session.scalars(select(Event).where(Event.message_id == msg.id)
-                             .order_by(Event.id)).all()
+    events = store_events.of_message(session, msg.id)
     unrouted, pairs = [], []
     for ev in events:
         targets = routing.destinations(ctx.settings.routes, ev.envelope)
@@ -361,12 +327,6 @@ def route(ctx: Context, session: Session, item: WorkItem) -> None:
                   dead=len(unrouted) == len(events))
     elif events:
         msg.status = MessageStatus.DONE
-
-
-def mark_message(session: Session, message_id: int | None, status: str) -> None:
-    """Set a message's status (used when its last delivery settles)."""
-    if message_id is not None:
-        session.execute(update(Message).where(Message.id == message_id).values(status=status))
 
 
 TRANSACTIONAL: dict[str, Stage] = {"validate": validate, "map": map_, "route": route}

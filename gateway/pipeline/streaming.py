@@ -27,7 +27,7 @@ from canonical.envelope import Event as CloudEvent
 from gateway.partners import Partner
 from gateway.pipeline import routing, stages
 from gateway.pipeline.context import Context
-from gateway.store import claims, db, events, payloads
+from gateway.store import claims, db, events, payloads, receive
 from gateway.store.models import Message, MessageStatus, WorkItem
 from gateway.store.sequences import StoreControlNumbers
 from mappings import translate
@@ -128,7 +128,7 @@ def _acknowledgments(ctx: Context, msg: Message, partner: Partner,
     if not result.readable or stages.sender_problem(ctx, partner, result.interchanges):
         return None
     with db.transaction(ctx.engine, write=False) as s:
-        if stages.recorded_interchanges(s, msg.id):
+        if receive.interchanges_of(s, msg.id):
             return None
     numbers = StoreControlNumbers(ctx.engine, scope=f"partner:{partner.id}")
     now = db.utcnow()
@@ -144,7 +144,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
         raise stages.MissingInput(f"unknown partner {msg.partner!r}")
     fmt = stages.format_of(partner, _head(ctx, digest))
     with db.transaction(ctx.engine, write=False) as s:
-        passed = stages.passed_interchanges(s, msg.id)
+        passed = receive.passed_isa13s(s, msg.id)
         # The validate stage's verdicts, a chunk at a time, each in a short read of its own.
         verdicts = stages.kept_verdicts(
             s, msg.id, lambda: db.transaction(ctx.engine, write=False))

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from canonical.errors import PermanentError
 from gateway.pipeline import crash, outbound, parking, stages, streaming
 from gateway.pipeline.context import KINDS, Context
-from gateway.store import claims, db, payloads
+from gateway.store import claims, db, messages, payloads
 from gateway.store.models import MessageStatus, WorkItem, WorkStatus
 from retry import policy
 
@@ -294,7 +294,7 @@ class Worker:
                              message_id=item.message_id, delivery_id=item.delivery_id,
                              work_item_id=item.id, error=error, attempts=item.attempts)
                 if item.kind in ("validate", "map", "route"):
-                    stages.mark_message(s, item.message_id, MessageStatus.DEAD)
+                    messages.set_status(s, item.message_id, MessageStatus.DEAD)
                 claims.fail(s, self.id, item.id, text)
         except claims.LeaseLost as exc:
             log.warning("%s", exc)

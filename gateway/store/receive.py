@@ -15,6 +15,8 @@ from gateway.store.models import Interchange, InterchangeStatus, Message, Payloa
 
 # A partner may reuse ISA13 after wrapping or a reset; within this window a repeat is news.
 DEFAULT_WINDOW = timedelta(days=365)
+# Interchanges whose sets go on to mapping: new ones, and quarantined ones an operator let through.
+PASSED = (InterchangeStatus.ACCEPTED, InterchangeStatus.RELEASED)
 
 
 @dataclass(frozen=True)
@@ -175,3 +177,15 @@ def record_interchange(session: Session, *, message_id: int, partner: str,
     session.add(row)
     session.flush()
     return row
+
+
+def interchanges_of(session: Session, message_id: int) -> list[Interchange]:
+    """The message's interchanges as a validation recorded them, in file order."""
+    return list(session.scalars(select(Interchange).where(Interchange.message_id == message_id)
+                                .order_by(Interchange.id)))
+
+
+def passed_isa13s(session: Session, message_id: int) -> set[str]:
+    """The ISA13s of the message's interchanges whose sets go on to mapping (PASSED)."""
+    return set(session.scalars(select(Interchange.isa13).where(
+        Interchange.message_id == message_id, Interchange.status.in_(PASSED))))
