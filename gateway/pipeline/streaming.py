@@ -67,8 +67,7 @@ def _finish(ctx: Context, item: WorkItem, worker: str,
             last: Callable[[Session, WorkItem, Message], None]) -> None:
     """The last transaction: the stage's remaining output, then the item completed."""
     with db.transaction(ctx.engine) as s:
-        current = s.get(WorkItem, item.id)
-        assert current is not None
+        current = claims.load(s, item.id)
         msg = stages.message_of(s, current)
         last(s, current, msg)
         claims.complete(s, worker, [item.id])

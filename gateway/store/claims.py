@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -159,6 +160,37 @@ def _finish(session: Session, worker_id: str, ids: set[int], values: dict[str, o
         # another worker is also doing; the caller must roll the whole step back.
         raise LeaseLost(f"worker {worker_id} no longer holds work items "
                         f"{sorted(ids - done)}")
+
+
+def load(session: Session, item_id: int) -> WorkItem:
+    """A work item as the store has it now, in the caller's transaction (which may change it)."""
+    item = session.get(WorkItem, item_id)
+    assert item is not None, f"work item {item_id} is not in the store"
+    return item
+
+
+def busy(session: Session, kinds: Collection[str], *, now: datetime | None = None) -> bool:
+    """Whether any item of kinds is ready now or claimed by someone (and may enqueue more)."""
+    now = now or db.utcnow()
+    return bool(session.scalar(select(exists().where(
+        WorkItem.kind.in_(kinds),
+        ((WorkItem.status == WorkStatus.PENDING) & (WorkItem.run_after <= now))
+        | (WorkItem.status == WorkStatus.CLAIMED)))))
+
+
+def park(session: Session, *, stage: str, reason: str, error_chain: list[dict[str, Any]],
+         message_id: int | None = None, delivery_id: int | None = None,
+         work_item_id: int | None = None, endpoint: str | None = None,
+         attempts: int = 1, now: datetime | None = None) -> DeadLetter:
+    """Park work as a dead letter for an operator, in the caller's transaction (the
+    caller words the reason and the chain, secrets hidden: see pipeline/parking)."""
+    now = now or db.utcnow()
+    row = DeadLetter(message_id=message_id, delivery_id=delivery_id, work_item_id=work_item_id,
+                     stage=stage, endpoint=endpoint, reason=reason, error_chain=error_chain,
+                     attempts=attempts, first_failed_at=now, last_failed_at=now)
+    session.add(row)
+    session.flush()
+    return row
 
 
 def _held(worker_id: str, ids: Iterable[int]) -> tuple:
