@@ -59,7 +59,7 @@ def park_item(session: Session, item: WorkItem, msg: Message, reason: str, *,
                  work_item_id=item.id, endpoint=f"partner:{msg.partner}", error=error,
                  attempts=item.attempts)
     if dead:
-        msg.status = MessageStatus.DEAD
+        messages.mark(msg, status=MessageStatus.DEAD)
 
 
 # ---- validate --------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
     """Validate the message: X12 (interchanges recorded, acks built, map and ack enqueued),
     or CSV/JSON documents checked by the partner's mapping and the schema (map enqueued)."""
     msg = message_of(session, item)
-    msg.stage, msg.status = "validate", MessageStatus.PROCESSING
+    messages.mark(msg, stage="validate", status=MessageStatus.PROCESSING)
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         park_item(session, item, msg, f"unknown partner {msg.partner!r}: no "
@@ -183,12 +183,12 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
         set_verdicts.save(session, msg.id, translate.verdicts_of(result))
     if held:
         park_item(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
-        msg.status = MessageStatus.QUARANTINED
+        messages.mark(msg, status=MessageStatus.QUARANTINED)
     if rejected:
         park_item(session, item, msg, "rejected by validation: " + "; ".join(rejected[:20]),
                   dead=not to_map)
     if not to_map and not held and not rejected:
-        msg.status = MessageStatus.DONE  # nothing to map: inbound acks, or duplicates only
+        messages.mark(msg, status=MessageStatus.DONE)  # nothing to map: inbound acks, or duplicates only
 
 
 def _words(findings: list[Any]) -> str:
@@ -255,7 +255,7 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     """Map the accepted sets or documents of the message into canonical events
     (schema-checked), by the verdicts its validate stage kept; enqueue route."""
     msg = message_of(session, item)
-    msg.stage = "map"
+    messages.mark(msg, stage="map")
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         raise MissingInput(f"unknown partner {msg.partner!r}")
@@ -283,7 +283,7 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
         park_item(session, item, msg, f"mapping failed: {failures(failed[:10])}",
                   error=failed[0].error, dead=not made)
     elif not made:
-        msg.status = MessageStatus.DONE
+        messages.mark(msg, status=MessageStatus.DONE)
 
 
 def kept_verdicts(session: Session, message_id: int,
@@ -312,7 +312,7 @@ def failures(failed: list[translate.Translated]) -> str:
 def route(ctx: Context, session: Session, item: WorkItem) -> None:
     """One delivery per event and matching destination; enqueue deliver for each pending one."""
     msg = message_of(session, item)
-    msg.stage = "route"
+    messages.mark(msg, stage="route")
     events = store_events.of_message(session, msg.id)
     unrouted, pairs = [], []
     for ev in events:
@@ -326,7 +326,7 @@ def route(ctx: Context, session: Session, item: WorkItem) -> None:
         park_item(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
                   dead=len(unrouted) == len(events))
     elif events:
-        msg.status = MessageStatus.DONE
+        messages.mark(msg, status=MessageStatus.DONE)
 
 
 TRANSACTIONAL: dict[str, Stage] = {"validate": validate, "map": map_, "route": route}

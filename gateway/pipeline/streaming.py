@@ -27,7 +27,7 @@ from canonical.envelope import Event as CloudEvent
 from gateway.partners import Partner
 from gateway.pipeline import routing, stages
 from gateway.pipeline.context import Context
-from gateway.store import claims, db, events, payloads, receive
+from gateway.store import claims, db, events, messages, payloads, receive
 from gateway.store.models import Message, MessageStatus, WorkItem
 from gateway.store.sequences import StoreControlNumbers
 from mappings import translate
@@ -102,7 +102,7 @@ def validate(ctx: Context, item: WorkItem, worker: str) -> None:
                 if partner is not None and result is not None else None)
 
     def last(s: Session, current: WorkItem, m: Message) -> None:
-        m.stage, m.status = "validate", MessageStatus.PROCESSING
+        messages.mark(m, stage="validate", status=MessageStatus.PROCESSING)
         if partner is None or result is None:
             stages.park_item(s, current, m, f"unknown partner {m.partner!r}: no "
                              f"{ctx.settings.partners_folder}/{m.partner}.yaml")
@@ -179,7 +179,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
     del results, verdicts
 
     def last(s: Session, current: WorkItem, m: Message) -> None:
-        m.stage = "map"
+        messages.mark(m, stage="map")
         write(s, page)
         if made:
             claims.enqueue_once(s, "route", message_id=m.id)
@@ -189,7 +189,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
             stages.park_item(s, current, m, f"mapping failed: {reason}{more}",
                              error=failures[0].error, dead=not made)
         elif not made:
-            m.status = MessageStatus.DONE
+            messages.mark(m, status=MessageStatus.DONE)
 
     _finish(ctx, item, worker, last)
 
@@ -223,12 +223,12 @@ def route(ctx: Context, item: WorkItem, worker: str) -> None:
         after = rows[-1][0]
 
     def last(s: Session, current: WorkItem, m: Message) -> None:
-        m.stage = "route"
+        messages.mark(m, stage="route")
         if unrouted:
             stages.park_item(s, current, m, "no route matches: " + ", ".join(unrouted),
                          dead=unrouted_count == seen)
         elif seen:
-            m.status = MessageStatus.DONE
+            messages.mark(m, status=MessageStatus.DONE)
 
     _finish(ctx, item, worker, last)
 

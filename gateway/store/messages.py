@@ -1,4 +1,4 @@
-"""Messages: one loaded for a stage, and a status set from outside its stage."""
+"""Messages: one loaded for a stage, its stage and status moved on, a status set from outside."""
 
 from __future__ import annotations
 
@@ -18,3 +18,12 @@ def set_status(session: Session, message_id: int | None, status: str) -> None:
     """Set a message's status without loading it (a stage that failed for good, say)."""
     if message_id is not None:
         session.execute(update(Message).where(Message.id == message_id).values(status=status))
+
+
+def mark(msg: Message, *, stage: str | None = None, status: str | None = None) -> None:
+    """Move a message loaded in the caller's transaction to a stage and/or a status (no
+    statement of its own: the change is written with the stage's other writes)."""
+    if stage is not None:
+        msg.stage = stage
+    if status is not None:
+        msg.status = status
