@@ -16,22 +16,14 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from sqlalchemy import select, update
-
 from canonical import envelope
 from canonical.errors import GatewayError, PermanentError
 from canonical.redact import redact
 from channels.base import DeliveryReceipt
 from gateway.pipeline import crash, parking
 from gateway.pipeline.context import Context
-from gateway.store import claims, db, receive
-from gateway.store.models import (
-    Acknowledgment,
-    Delivery,
-    DeliveryStatus,
-    Event,
-    WorkItem,
-)
+from gateway.store import acknowledgments, claims, db, deliveries
+from gateway.store.models import DeliveryStatus, WorkItem
 from retry import policy
 
 log = logging.getLogger(__name__)
@@ -42,29 +34,26 @@ class MissingDelivery(PermanentError):
     """The work item names a delivery that is not in the store."""
 
 
-Loaded = tuple[str, str, dict]  # a delivery's status, its destination, the event's envelope
+Loaded = deliveries.Loaded  # a delivery's status, its destination, the event's envelope
 
 
 def load_deliveries(ctx: Context, items: Sequence[WorkItem]) -> dict[int, Loaded]:
     """What the deliver items of a batch are to send, read in one transaction, by item id."""
     by_delivery = {i.delivery_id: i.id for i in items if i.delivery_id is not None}
     with db.transaction(ctx.engine, write=False) as s:
-        rows = s.execute(select(Delivery.id, Delivery.status, Delivery.destination, Event.envelope)
-                         .join(Event, Event.event_id == Delivery.event_id)
-                         .where(Delivery.id.in_(list(by_delivery)))).all()
-    return {by_delivery[r[0]]: (r[1], r[2], r[3]) for r in rows}
+        found = deliveries.to_send(s, list(by_delivery))
+    return {by_delivery[d]: loaded for d, loaded in found.items()}
 
 
 def deliver(ctx: Context, item: WorkItem, loaded: Loaded | None = None) -> None:
     """Write one event to one destination; record delivered, retry later, or dead-letter."""
     worker = item.lease_owner or ""
     if loaded is None:
-        with db.transaction(ctx.engine, write=False) as s:
-            delivery = s.get(Delivery, item.delivery_id) if item.delivery_id is not None else None
-            if delivery is None:
-                raise MissingDelivery(f"work item {item.id}: no delivery {item.delivery_id}")
-            row = s.scalars(select(Event).where(Event.event_id == delivery.event_id)).one()
-            loaded = (delivery.status, delivery.destination, row.envelope)
+        if item.delivery_id is not None:
+            with db.transaction(ctx.engine, write=False) as s:
+                loaded = deliveries.to_send(s, [item.delivery_id]).get(item.delivery_id)
+        if loaded is None:
+            raise MissingDelivery(f"work item {item.id}: no delivery {item.delivery_id}")
     status, destination, body = loaded
     if status != DeliveryStatus.PENDING:
         with db.transaction(ctx.engine) as s:
@@ -87,35 +76,35 @@ def deliver(ctx: Context, item: WorkItem, loaded: Loaded | None = None) -> None:
     # and the ERP drops the repeat by its event id (module docstring). A killed process
     # loses nothing committed here.
     with db.transaction(ctx.engine, durable=False) as s:
-        d = s.get(Delivery, item.delivery_id)
-        assert d is not None
-        d.attempts += 1
+        assert item.delivery_id is not None
+        counted = deliveries.count_attempt(s, item.delivery_id)
+        assert counted is not None
+        attempts, made_at = counted
         if receipt is not None:
-            d.status, d.delivered_at = DeliveryStatus.DELIVERED, db.utcnow()
-            d.last_status_code, d.last_error = receipt.status, None
+            deliveries.delivered(s, item.delivery_id, receipt.status)
             claims.complete(s, worker, [item.id])
             return
         assert error is not None
-        d.last_error = parking.describe(error)
-        d.last_status_code = getattr(error, "status", None)
+        text = parking.describe(error)
+        code = getattr(error, "status", None)
         dest = ctx.settings.destinations.get(destination)
         rule = dest.retry if dest else policy.RetryPolicy()
-        decision = policy.decide(rule, d.attempts, error, answered, d.created_at)
+        decision = policy.decide(rule, attempts, error, answered, made_at)
         if isinstance(decision, policy.Retry):
-            log.warning("delivery %s to %s, attempt %d: %s; next at %s", d.id, destination,
-                        d.attempts, d.last_error, decision.at.isoformat())
-            d.next_attempt_at = decision.at
-            claims.fail(s, worker, item.id, d.last_error, run_after=decision.at)
+            log.warning("delivery %s to %s, attempt %d: %s; next at %s", item.delivery_id,
+                        destination, attempts, text, decision.at.isoformat())
+            deliveries.failed(s, item.delivery_id, text, code, retry_at=decision.at)
+            claims.fail(s, worker, item.id, text, run_after=decision.at)
             return
-        d.status = DeliveryStatus.DEAD
-        log.error("delivery %s to %s dead-lettered: %s", d.id, destination,
+        deliveries.failed(s, item.delivery_id, text, code, retry_at=None)
+        log.error("delivery %s to %s dead-lettered: %s", item.delivery_id, destination,
                   redact(decision.reason))
         endpoint = getattr(ctx.outputs.get(destination), "endpoint", None)
         parking.park(s, stage="deliver", reason=decision.reason, message_id=item.message_id,
-                     delivery_id=d.id, work_item_id=item.id,
+                     delivery_id=item.delivery_id, work_item_id=item.id,
                      endpoint=f"{destination} ({endpoint})" if endpoint else destination,
-                     error=error, attempts=d.attempts)
-        claims.fail(s, worker, item.id, d.last_error)
+                     error=error, attempts=attempts)
+        claims.fail(s, worker, item.id, text)
 
 
 def ack(ctx: Context, item: WorkItem) -> None:
@@ -131,10 +120,7 @@ def ack_many(ctx: Context, items: Sequence[WorkItem]) -> None:
     """The acknowledgments of several messages: each file written and synced, one commit."""
     worker = items[0].lease_owner or ""
     with db.transaction(ctx.engine, write=False) as s:
-        rows = s.scalars(select(Acknowledgment)
-                         .where(Acknowledgment.message_id.in_([i.message_id for i in items]))
-                         .order_by(Acknowledgment.id)).all()
-        files = [(r.id, r.partner, r.filename, receive.payload(s, r.payload_sha256)) for r in rows]
+        files = acknowledgments.files_of(s, [i.message_id for i in items])
     # Every one, sent or not: a replay rewrites the same files under the same names.
     folders = set()
     for _, partner, name, data in files:
@@ -151,10 +137,7 @@ def ack_many(ctx: Context, items: Sequence[WorkItem]) -> None:
     for folder in sorted(folders):  # the renames, once per folder
         _sync_folder(folder)
     with db.transaction(ctx.engine) as s:
-        s.execute(update(Acknowledgment)
-                  .where(Acknowledgment.id.in_([f[0] for f in files]),
-                         Acknowledgment.sent_at.is_(None))
-                  .values(sent_at=db.utcnow()))
+        acknowledgments.mark_sent(s, [f[0] for f in files])
         claims.complete(s, worker, [i.id for i in items])
 
 

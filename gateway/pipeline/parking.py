@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from canonical.redact import redact
-from gateway.store import db
+from gateway.store import claims
 from gateway.store.models import DeadLetter
 
 
@@ -40,12 +40,8 @@ def park(session: Session, *, stage: str, reason: str, message_id: int | None = 
          endpoint: str | None = None, error: BaseException | None = None,
          attempts: int = 1, chain: list[dict[str, Any]] | None = None) -> DeadLetter:
     """Park work for an operator, in the caller's transaction."""
-    now = db.utcnow()
-    row = DeadLetter(message_id=message_id, delivery_id=delivery_id, work_item_id=work_item_id,
-                     stage=stage, endpoint=redact(endpoint) if endpoint else endpoint,
-                     reason=redact(reason)[:10_000],
-                     error_chain=chain if chain is not None else error_chain(error),
-                     attempts=attempts, first_failed_at=now, last_failed_at=now)
-    session.add(row)
-    session.flush()
-    return row
+    return claims.park(session, stage=stage, reason=redact(reason)[:10_000],
+                       error_chain=chain if chain is not None else error_chain(error),
+                       message_id=message_id, delivery_id=delivery_id,
+                       work_item_id=work_item_id,
+                       endpoint=redact(endpoint) if endpoint else endpoint, attempts=attempts)

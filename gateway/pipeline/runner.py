@@ -16,11 +16,8 @@ import multiprocessing
 import os
 import signal
 import threading
-from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-
-from sqlalchemy import func, select
 
 from canonical import redact
 from gateway import private
@@ -28,31 +25,12 @@ from gateway.pipeline import lifeline
 from gateway.pipeline.context import Context
 from gateway.pipeline.inbound import Inbound
 from gateway.pipeline.worker import Worker
-from gateway.store import db, migrate
-from gateway.store.models import (
-    Acknowledgment,
-    DeadLetter,
-    DeadLetterStatus,
-    Delivery,
-    DeliveryStatus,
-    Message,
-    WorkItem,
-    WorkStatus,
-)
+from gateway.store import counts, db, migrate
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Summary:
-    """Where things stand in the store after a run."""
-
-    messages: int
-    delivered: int
-    pending_deliveries: int
-    dead_letters: int
-    acks_sent: int
-    waiting_items: int
+Summary = counts.Summary
 
 
 def run(config: str | None = None, *, workers: int | None = None, once: bool = False,
@@ -152,14 +130,4 @@ def worker_main(config: str | None, store_url: str, once: bool,
 def summary(ctx: Context) -> Summary:
     """Counts from the store: messages, deliveries, parked dead letters, acks, waiting items."""
     with db.transaction(ctx.engine, write=False) as s:
-        def count(model: type, *where: object) -> int:
-            return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
-
-        return Summary(
-            messages=count(Message),
-            delivered=count(Delivery, Delivery.status == DeliveryStatus.DELIVERED),
-            pending_deliveries=count(Delivery, Delivery.status == DeliveryStatus.PENDING),
-            dead_letters=count(DeadLetter, DeadLetter.status == DeadLetterStatus.PARKED),
-            acks_sent=count(Acknowledgment, Acknowledgment.sent_at.is_not(None)),
-            waiting_items=count(WorkItem, WorkItem.status.in_((WorkStatus.PENDING,
-                                                               WorkStatus.CLAIMED))))
+        return counts.summary(s)

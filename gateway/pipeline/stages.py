@@ -15,21 +15,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from canonical.envelope import Event as CloudEvent
 from canonical.errors import InputError, PermanentError, X12ReadError
 from gateway.partners import Partner
 from gateway.pipeline import parking, routing
 from gateway.pipeline.context import Context
-from gateway.pipeline.queue import enqueue_once
-from gateway.store import db, models, receive, set_verdicts
+from gateway.store import acknowledgments, claims, db, messages, receive, set_verdicts
 from gateway.store import events as store_events
 from gateway.store.models import (
-    Acknowledgment,
-    Event,
     Interchange,
     InterchangeStatus,
     Message,
@@ -44,8 +38,6 @@ from mappings.x12.reader import X12Reader
 from mappings.x12.results import FileResult, InterchangeResult
 
 Stage = Callable[[Context, Session, WorkItem], None]
-# Interchanges whose sets go on to mapping: new ones, and quarantined ones an operator let through.
-PASSED = (InterchangeStatus.ACCEPTED, InterchangeStatus.RELEASED)
 
 
 class MissingInput(PermanentError):
@@ -54,7 +46,7 @@ class MissingInput(PermanentError):
 
 def message_of(session: Session, item: WorkItem) -> Message:
     """The message a work item is about."""
-    msg = session.get(Message, item.message_id) if item.message_id is not None else None
+    msg = messages.load(session, item.message_id)
     if msg is None:
         raise MissingInput(f"work item {item.id} ({item.kind}): no message {item.message_id}")
     return msg
@@ -67,7 +59,7 @@ def park_item(session: Session, item: WorkItem, msg: Message, reason: str, *,
                  work_item_id=item.id, endpoint=f"partner:{msg.partner}", error=error,
                  attempts=item.attempts)
     if dead:
-        msg.status = MessageStatus.DEAD
+        messages.mark(msg, status=MessageStatus.DEAD)
 
 
 # ---- validate --------------------------------------------------------------------------
@@ -76,7 +68,7 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
     """Validate the message: X12 (interchanges recorded, acks built, map and ack enqueued),
     or CSV/JSON documents checked by the partner's mapping and the schema (map enqueued)."""
     msg = message_of(session, item)
-    msg.stage, msg.status = "validate", MessageStatus.PROCESSING
+    messages.mark(msg, stage="validate", status=MessageStatus.PROCESSING)
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         park_item(session, item, msg, f"unknown partner {msg.partner!r}: no "
@@ -126,7 +118,7 @@ def settle_documents(session: Session, item: WorkItem, msg: Message, partner: Pa
     good = [r for r in results if r.ok]
     bad = [r for r in results if not r.ok]
     if good:
-        enqueue_once(session, "map", message_id=msg.id)
+        claims.enqueue_once(session, "map", message_id=msg.id)
     if bad:
         park_item(session, item, msg, "rejected by validation: "
                   + "; ".join(f"{r.where}: {r.reason}" for r in bad[:10])
@@ -154,7 +146,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
         park_item(session, item, msg, problem)
         return
     digests = digests_of()
-    earlier = recorded_interchanges(session, msg.id)
+    earlier = receive.interchanges_of(session, msg.id)
     numbers = SessionControlNumbers(session, scope=f"partner:{partner.id}")
     rejected: list[str] = []
     held: list[str] = []
@@ -164,7 +156,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
                else _record(session, msg, ic, digests.get(n, msg.payload_sha256)))
         if row.status == InterchangeStatus.DUPLICATE:
             continue  # the same interchange came before: it has had its effect and its acks
-        if row.status not in PASSED:
+        if row.status not in receive.PASSED:
             held.append(f"interchange {ic.control_number} is {row.status}: the same ISA13 "
                         f"came before with other content (interchange #{row.duplicate_of_id})")
             continue
@@ -184,31 +176,24 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
                     rejected.append(f"set {s.set_id} {ic.control_number}.{group.control_number}."
                                     f"{s.control_number} (line {s.line}): "
                                     f"{_words([*group.errors, *s.errors])}")
-    if session.scalar(select(Acknowledgment.id).where(Acknowledgment.message_id == msg.id,
-                                                      Acknowledgment.sent_at.is_(None)).limit(1)):
-        enqueue_once(session, "ack", message_id=msg.id)
+    if acknowledgments.any_unsent(session, msg.id):
+        claims.enqueue_once(session, "ack", message_id=msg.id)
     if to_map:
-        enqueue_once(session, "map", message_id=msg.id)
+        claims.enqueue_once(session, "map", message_id=msg.id)
         set_verdicts.save(session, msg.id, translate.verdicts_of(result))
     if held:
         park_item(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
-        msg.status = MessageStatus.QUARANTINED
+        messages.mark(msg, status=MessageStatus.QUARANTINED)
     if rejected:
         park_item(session, item, msg, "rejected by validation: " + "; ".join(rejected[:20]),
                   dead=not to_map)
     if not to_map and not held and not rejected:
-        msg.status = MessageStatus.DONE  # nothing to map: inbound acks, or duplicates only
+        messages.mark(msg, status=MessageStatus.DONE)  # nothing to map: inbound acks, or duplicates only
 
 
 def _words(findings: list[Any]) -> str:
     return "; ".join(f"{f.segment_id or f.level} (line {f.line}): {f.message}" if f.line
                      else f.message for f in findings[:5]) or "rejected"
-
-
-def recorded_interchanges(session: Session, message_id: int) -> list[Interchange]:
-    """The message's interchanges as a validation recorded them, in file order."""
-    return list(session.scalars(select(Interchange).where(Interchange.message_id == message_id)
-                                .order_by(Interchange.id)))
 
 
 def sender_problem(ctx: Context, partner: Partner,
@@ -256,20 +241,12 @@ def _acknowledge(session: Session, msg: Message, partner: Partner, ic: Interchan
                  row: Interchange, numbers: SessionControlNumbers,
                  batch: acks.AckBatch | None = None) -> None:
     """Build and keep the interchange's TA1/997/999 once (a replay finds them made)."""
-    if session.scalar(select(Acknowledgment.id)
-                      .where(Acknowledgment.interchange_id == row.id).limit(1)):
+    if acknowledgments.made_for(session, row.id):
         return
     if batch is None:
         batch = acks.build_acknowledgments(ic, numbers, db.utcnow())
-    for ack in batch:
-        digest = receive.store_payload(session, ack.text.encode("ascii"))
-        session.add(Acknowledgment(
-            message_id=msg.id, interchange_id=row.id, partner=partner.id, kind=ack.kind,
-            answers_interchange=models.fit(ack.answers_interchange),
-            answers_group=models.fit(ack.answers_group),
-            control_number=ack.interchange_control_number, payload_sha256=digest,
-            filename=acks.ack_filename(ack)))
-    session.flush()
+    acknowledgments.add(session, message_id=msg.id, interchange_id=row.id, partner=partner.id,
+                        made=batch)
 
 
 # ---- map -------------------------------------------------------------------------------
@@ -278,11 +255,11 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
     """Map the accepted sets or documents of the message into canonical events
     (schema-checked), by the verdicts its validate stage kept; enqueue route."""
     msg = message_of(session, item)
-    msg.stage = "map"
+    messages.mark(msg, stage="map")
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
         raise MissingInput(f"unknown partner {msg.partner!r}")
-    passed = passed_interchanges(session, msg.id)
+    passed = receive.passed_isa13s(session, msg.id)
     data = receive.payload(session, msg.payload_sha256)
     # The event time is the arrival, not now, so that mapping again gives the same event.
     results = translate.translate(
@@ -290,22 +267,23 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
         partner=partner.id, name=msg.source_name, time=msg.received_at,
         verdicts=kept_verdicts(session, msg.id, lambda: contextlib.nullcontext(session)),
         accept_with_errors=partner.accept_with_errors)
-    made, failed = 0, []
+    made, failed = [], []
     for r in results:
         if not mapped_here(r, passed):
             continue
         if r.status == "translated" and r.event is not None:
-            store_event(session, msg, r.event)
-            made += 1
+            made.append(r.event)
         elif r.status == "failed":
             failed.append(r)
+    # One statement for all (a small message's events fit in memory; see streaming for large).
+    store_events.add_events(session, msg.id, msg.partner, made)
     if made:
-        enqueue_once(session, "route", message_id=msg.id)
+        claims.enqueue_once(session, "route", message_id=msg.id)
     if failed:
         park_item(session, item, msg, f"mapping failed: {failures(failed[:10])}",
                   error=failed[0].error, dead=not made)
     elif not made:
-        msg.status = MessageStatus.DONE
+        messages.mark(msg, status=MessageStatus.DONE)
 
 
 def kept_verdicts(session: Session, message_id: int,
@@ -329,29 +307,13 @@ def failures(failed: list[translate.Translated]) -> str:
                      if r.format == "x12" else f"{r.where}: {r.reason}" for r in failed)
 
 
-def passed_interchanges(session: Session, message_id: int) -> set[str]:
-    """The ISA13s of the message's interchanges whose sets go on to mapping."""
-    return set(session.scalars(select(Interchange.isa13).where(
-        Interchange.message_id == message_id, Interchange.status.in_(PASSED))))
-
-
-def store_event(session: Session, msg: Message, event: CloudEvent) -> None:
-    """Keep the event whole, once per id: a second mapping of the same set changes nothing."""
-    dialect = sqlite if db.is_sqlite(session) else postgresql
-    session.execute(dialect.insert(Event).values(
-        event_id=event.id, message_id=msg.id, type=event.type, partner=event.partner or msg.partner,
-        subject=event.subject, envelope=event.to_dict(), created_at=db.utcnow())
-        .on_conflict_do_nothing(index_elements=[Event.event_id]))
-
-
 # ---- route -----------------------------------------------------------------------------
 
 def route(ctx: Context, session: Session, item: WorkItem) -> None:
     """One delivery per event and matching destination; enqueue deliver for each pending one."""
     msg = message_of(session, item)
-    msg.stage = "route"
-    events = session.scalars(select(Event).where(Event.message_id == msg.id)
-                             .order_by(Event.id)).all()
+    messages.mark(msg, stage="route")
+    events = store_events.of_message(session, msg.id)
     unrouted, pairs = [], []
     for ev in events:
         targets = routing.destinations(ctx.settings.routes, ev.envelope)
@@ -364,13 +326,7 @@ def route(ctx: Context, session: Session, item: WorkItem) -> None:
         park_item(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
                   dead=len(unrouted) == len(events))
     elif events:
-        msg.status = MessageStatus.DONE
-
-
-def mark_message(session: Session, message_id: int | None, status: str) -> None:
-    """Set a message's status (used when its last delivery settles)."""
-    if message_id is not None:
-        session.execute(update(Message).where(Message.id == message_id).values(status=status))
+        messages.mark(msg, status=MessageStatus.DONE)
 
 
 TRANSACTIONAL: dict[str, Stage] = {"validate": validate, "map": map_, "route": route}

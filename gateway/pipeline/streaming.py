@@ -27,8 +27,7 @@ from canonical.envelope import Event as CloudEvent
 from gateway.partners import Partner
 from gateway.pipeline import routing, stages
 from gateway.pipeline.context import Context
-from gateway.pipeline.queue import enqueue_once
-from gateway.store import claims, db, events, payloads
+from gateway.store import claims, db, events, messages, payloads, receive
 from gateway.store.models import Message, MessageStatus, WorkItem
 from gateway.store.sequences import StoreControlNumbers
 from mappings import translate
@@ -68,8 +67,7 @@ def _finish(ctx: Context, item: WorkItem, worker: str,
             last: Callable[[Session, WorkItem, Message], None]) -> None:
     """The last transaction: the stage's remaining output, then the item completed."""
     with db.transaction(ctx.engine) as s:
-        current = s.get(WorkItem, item.id)
-        assert current is not None
+        current = claims.load(s, item.id)
         msg = stages.message_of(s, current)
         last(s, current, msg)
         claims.complete(s, worker, [item.id])
@@ -104,7 +102,7 @@ def validate(ctx: Context, item: WorkItem, worker: str) -> None:
                 if partner is not None and result is not None else None)
 
     def last(s: Session, current: WorkItem, m: Message) -> None:
-        m.stage, m.status = "validate", MessageStatus.PROCESSING
+        messages.mark(m, stage="validate", status=MessageStatus.PROCESSING)
         if partner is None or result is None:
             stages.park_item(s, current, m, f"unknown partner {m.partner!r}: no "
                              f"{ctx.settings.partners_folder}/{m.partner}.yaml")
@@ -129,7 +127,7 @@ def _acknowledgments(ctx: Context, msg: Message, partner: Partner,
     if not result.readable or stages.sender_problem(ctx, partner, result.interchanges):
         return None
     with db.transaction(ctx.engine, write=False) as s:
-        if stages.recorded_interchanges(s, msg.id):
+        if receive.interchanges_of(s, msg.id):
             return None
     numbers = StoreControlNumbers(ctx.engine, scope=f"partner:{partner.id}")
     now = db.utcnow()
@@ -145,7 +143,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
         raise stages.MissingInput(f"unknown partner {msg.partner!r}")
     fmt = stages.format_of(partner, _head(ctx, digest))
     with db.transaction(ctx.engine, write=False) as s:
-        passed = stages.passed_interchanges(s, msg.id)
+        passed = receive.passed_isa13s(s, msg.id)
         # The validate stage's verdicts, a chunk at a time, each in a short read of its own.
         verdicts = stages.kept_verdicts(
             s, msg.id, lambda: db.transaction(ctx.engine, write=False))
@@ -181,17 +179,17 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
     del results, verdicts
 
     def last(s: Session, current: WorkItem, m: Message) -> None:
-        m.stage = "map"
+        messages.mark(m, stage="map")
         write(s, page)
         if made:
-            enqueue_once(s, "route", message_id=m.id)
+            claims.enqueue_once(s, "route", message_id=m.id)
         if failures:
             reason = stages.failures(failures)
             more = f" (and {failed - len(failures)} more)" if failed > len(failures) else ""
             stages.park_item(s, current, m, f"mapping failed: {reason}{more}",
                              error=failures[0].error, dead=not made)
         elif not made:
-            m.status = MessageStatus.DONE
+            messages.mark(m, status=MessageStatus.DONE)
 
     _finish(ctx, item, worker, last)
 
@@ -225,12 +223,12 @@ def route(ctx: Context, item: WorkItem, worker: str) -> None:
         after = rows[-1][0]
 
     def last(s: Session, current: WorkItem, m: Message) -> None:
-        m.stage = "route"
+        messages.mark(m, stage="route")
         if unrouted:
             stages.park_item(s, current, m, "no route matches: " + ", ".join(unrouted),
                          dead=unrouted_count == seen)
         elif seen:
-            m.status = MessageStatus.DONE
+            messages.mark(m, status=MessageStatus.DONE)
 
     _finish(ctx, item, worker, last)
 

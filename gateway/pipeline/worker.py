@@ -23,14 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from canonical.errors import PermanentError
 from gateway.pipeline import crash, outbound, parking, stages, streaming
 from gateway.pipeline.context import KINDS, Context
-from gateway.store import claims, db, payloads
-from gateway.store.models import MessageStatus, WorkItem, WorkStatus
+from gateway.store import claims, db, messages, payloads
+from gateway.store.models import MessageStatus, WorkItem
 from retry import policy
 
 log = logging.getLogger(__name__)
@@ -133,11 +132,7 @@ class Worker:
     def busy(self) -> bool:
         """Whether any item is ready now or claimed by someone (and may enqueue more)."""
         with db.transaction(self.ctx.engine, write=False) as s:
-            n = s.scalar(select(func.count()).select_from(WorkItem).where(
-                WorkItem.kind.in_(self.kinds),
-                ((WorkItem.status == WorkStatus.PENDING) & (WorkItem.run_after <= db.utcnow()))
-                | (WorkItem.status == WorkStatus.CLAIMED)))
-        return bool(n)
+            return claims.busy(s, self.kinds)
 
     def step(self) -> bool:
         """Claim and run a batch of items; False when none was ready."""
@@ -223,8 +218,7 @@ class Worker:
                     if n and self.clock() - started > BATCH_SECONDS:
                         taken = items[:n]
                         break
-                    current = s.get(WorkItem, item.id)
-                    assert current is not None
+                    current = claims.load(s, item.id)
                     try:
                         with s.begin_nested():
                             stage(self.ctx, s, current)
@@ -268,8 +262,7 @@ class Worker:
         if stage is None:
             raise PermanentError(f"work item {item.id}: no stage {item.kind!r}")
         with db.transaction(self.ctx.engine) as s:
-            current = s.get(WorkItem, item.id)
-            assert current is not None
+            current = claims.load(s, item.id)
             stage(self.ctx, s, current)
             claims.complete(s, self.id, [item.id])
 
@@ -294,7 +287,7 @@ class Worker:
                              message_id=item.message_id, delivery_id=item.delivery_id,
                              work_item_id=item.id, error=error, attempts=item.attempts)
                 if item.kind in ("validate", "map", "route"):
-                    stages.mark_message(s, item.message_id, MessageStatus.DEAD)
+                    messages.set_status(s, item.message_id, MessageStatus.DEAD)
                 claims.fail(s, self.id, item.id, text)
         except claims.LeaseLost as exc:
             log.warning("%s", exc)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from canonical.errors import TransientError
@@ -33,6 +34,29 @@ def enqueue(session: Session, kind: str, *, message_id: int | None = None,
     session.add(item)
     session.flush()
     return item
+
+
+def enqueue_once(session: Session, kind: str, *, message_id: int | None = None,
+                 delivery_id: int | None = None) -> int | None:
+    """Enqueue kind for these ids unless an item of it is already waiting or running; the
+    new item's id, or None.
+
+    One INSERT ... SELECT ... WHERE NOT EXISTS: a re-run of a stage must not double the
+    work after it, and asking first then inserting cost two statements per enqueue. No
+    unique key backs it (a done item may be enqueued again by a replay), so, as with the
+    look-then-insert it replaces, two concurrent transactions on PostgreSQL could both
+    insert; SQLite runs one writer at a time.
+    """
+    now = db.utcnow()
+    t = WorkItem.__table__
+    waiting = exists().where(
+        t.c.kind == kind, t.c.message_id == message_id, t.c.delivery_id == delivery_id,
+        t.c.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))
+    values = {"kind": kind, "message_id": message_id, "delivery_id": delivery_id,
+              "status": WorkStatus.PENDING, "attempts": 0, "lost_leases": 0,
+              "run_after": now, "created_at": now, "updated_at": now}
+    row = select(*(literal(v, t.c[k].type).label(k) for k, v in values.items())).where(~waiting)
+    return session.scalar(t.insert().from_select(list(values), row).returning(t.c.id))
 
 
 def enqueue_many(session: Session, kind: str, message_ids: list[int], *,
@@ -136,6 +160,37 @@ def _finish(session: Session, worker_id: str, ids: set[int], values: dict[str, o
         # another worker is also doing; the caller must roll the whole step back.
         raise LeaseLost(f"worker {worker_id} no longer holds work items "
                         f"{sorted(ids - done)}")
+
+
+def load(session: Session, item_id: int) -> WorkItem:
+    """A work item as the store has it now, in the caller's transaction (which may change it)."""
+    item = session.get(WorkItem, item_id)
+    assert item is not None, f"work item {item_id} is not in the store"
+    return item
+
+
+def busy(session: Session, kinds: Collection[str], *, now: datetime | None = None) -> bool:
+    """Whether any item of kinds is ready now or claimed by someone (and may enqueue more)."""
+    now = now or db.utcnow()
+    return bool(session.scalar(select(exists().where(
+        WorkItem.kind.in_(kinds),
+        ((WorkItem.status == WorkStatus.PENDING) & (WorkItem.run_after <= now))
+        | (WorkItem.status == WorkStatus.CLAIMED)))))
+
+
+def park(session: Session, *, stage: str, reason: str, error_chain: list[dict[str, Any]],
+         message_id: int | None = None, delivery_id: int | None = None,
+         work_item_id: int | None = None, endpoint: str | None = None,
+         attempts: int = 1, now: datetime | None = None) -> DeadLetter:
+    """Park work as a dead letter for an operator, in the caller's transaction (the
+    caller words the reason and the chain, secrets hidden: see pipeline/parking)."""
+    now = now or db.utcnow()
+    row = DeadLetter(message_id=message_id, delivery_id=delivery_id, work_item_id=work_item_id,
+                     stage=stage, endpoint=endpoint, reason=reason, error_chain=error_chain,
+                     attempts=attempts, first_failed_at=now, last_failed_at=now)
+    session.add(row)
+    session.flush()
+    return row
 
 
 def _held(worker_id: str, ids: Iterable[int]) -> tuple:

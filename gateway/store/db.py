@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
@@ -68,6 +69,18 @@ def is_sqlite(bind: Engine | Connection | Session) -> bool:
     """Whether bind talks to SQLite."""
     engine = bind.get_bind() if isinstance(bind, Session) else bind
     return engine.dialect.name == "sqlite"
+
+
+def insert_new(bind: Engine | Connection | Session, table: Any, *key: Any) -> Any:
+    """INSERT ... ON CONFLICT (key) DO NOTHING in the store's dialect: a row whose key is
+    taken already is skipped, the first one stays. Without key, any unique key counts.
+
+    The one place the dialect is chosen: SQLite and PostgreSQL both spell it the same,
+    but SQLAlchemy keeps the construct per dialect. Add .values(), .returning(), or pass
+    rows to execute for executemany.
+    """
+    dialect = sqlite if is_sqlite(bind) else postgresql
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(key) or None)
 
 
 def _begin_server(conn: Connection) -> None:

@@ -1,25 +1,20 @@
-"""Events and their deliveries a page at a time, for messages too large for one transaction.
+"""Canonical events and their deliveries, kept set-based: the map and route stages write a
+message's at once, or a page at a time for a message too large for one transaction.
 
-Set-based: one INSERT .. ON CONFLICT DO NOTHING per page, so writing a page again (after a
-crash part way through a message) changes nothing.
+One INSERT .. ON CONFLICT DO NOTHING per call, so writing events or a page again (a
+replay, or a crash part way through a message) changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from sqlalchemy import exists, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Row, exists, select
 from sqlalchemy.orm import Session
 
 from canonical.envelope import Event as CloudEvent
 from gateway.store import db
 from gateway.store.models import Delivery, DeliveryStatus, Event, WorkItem, WorkStatus
-
-
-def _dialect(session: Session) -> Any:
-    return sqlite if db.is_sqlite(session) else postgresql
 
 
 def add_events(session: Session, message_id: int, partner: str,
@@ -29,10 +24,16 @@ def add_events(session: Session, message_id: int, partner: str,
         return
     now = db.utcnow()
     session.execute(
-        _dialect(session).insert(Event).on_conflict_do_nothing(index_elements=[Event.event_id]),
+        db.insert_new(session, Event, Event.event_id),
         [{"event_id": e.id, "message_id": message_id, "type": e.type,
           "partner": e.partner or partner, "subject": e.subject, "envelope": e.to_dict(),
           "created_at": now} for e in events])
+
+
+def of_message(session: Session, message_id: int) -> list[Row[tuple[str, str, dict]]]:
+    """(event_id, type, envelope) of each of the message's events, in the order they were kept."""
+    return list(session.execute(select(Event.event_id, Event.type, Event.envelope)
+                                .where(Event.message_id == message_id).order_by(Event.id)))
 
 
 def page(session: Session, message_id: int, after: int, limit: int) -> list[tuple[int, str, str, dict]]:
@@ -52,8 +53,7 @@ def add_deliveries(session: Session, message_id: int,
         return 0
     now = db.utcnow()
     session.execute(
-        _dialect(session).insert(Delivery).on_conflict_do_nothing(
-            index_elements=[Delivery.event_id, Delivery.destination]),
+        db.insert_new(session, Delivery, Delivery.event_id, Delivery.destination),
         [{"event_id": e, "destination": d, "status": DeliveryStatus.PENDING, "attempts": 0,
           "next_attempt_at": now, "created_at": now, "updated_at": now} for e, d in pairs])
     waiting = exists().where(WorkItem.kind == "deliver", WorkItem.delivery_id == Delivery.id,

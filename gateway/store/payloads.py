@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -85,10 +84,8 @@ def store_file(engine: Engine, fd: int, name: str | Path = "") -> Stored:
 
 def insert_part(session: Session, digest: str, part: int, data: bytes) -> None:
     """Keep part n of a payload (once: a second write of the same part is ignored)."""
-    dialect = sqlite if db.is_sqlite(session) else postgresql
-    session.execute(dialect.insert(PayloadPart).values(sha256=digest, part=part, data=data)
-                    .on_conflict_do_nothing(index_elements=[PayloadPart.sha256,
-                                                            PayloadPart.part]))
+    session.execute(db.insert_new(session, PayloadPart, PayloadPart.sha256, PayloadPart.part)
+                    .values(sha256=digest, part=part, data=data))
 
 
 def split(data: bytes) -> tuple[bytes, list[bytes]]:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import exists, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.store import db, models, payloads
@@ -17,6 +15,8 @@ from gateway.store.models import Interchange, InterchangeStatus, Message, Payloa
 
 # A partner may reuse ISA13 after wrapping or a reset; within this window a repeat is news.
 DEFAULT_WINDOW = timedelta(days=365)
+# Interchanges whose sets go on to mapping: new ones, and quarantined ones an operator let through.
+PASSED = (InterchangeStatus.ACCEPTED, InterchangeStatus.RELEASED)
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,6 @@ class Received:
 def sha256(data: bytes) -> str:
     """The content address of data."""
     return hashlib.sha256(data).hexdigest()
-
-
-def _insert(session: Session, model: type[Any]) -> Any:
-    dialect = postgresql if not db.is_sqlite(session) else sqlite
-    return dialect.insert(model)
 
 
 def store_payload(session: Session, data: bytes | payloads.Stored, *,
@@ -56,10 +51,9 @@ def store_payload(session: Session, data: bytes | payloads.Stored, *,
         for n, part in enumerate(rest, 1):
             payloads.insert_part(session, digest, n, part)
         stored = payloads.Stored(digest, len(data), first, len(rest) + 1)
-    session.execute(_insert(session, Payload)
+    session.execute(db.insert_new(session, Payload, Payload.sha256)
                     .values(sha256=digest, size=stored.size, data=stored.first,
-                            parts=stored.parts, created_at=now or db.utcnow())
-                    .on_conflict_do_nothing(index_elements=[Payload.sha256]))
+                            parts=stored.parts, created_at=now or db.utcnow()))
     return digest
 
 
@@ -75,10 +69,9 @@ def receive(session: Session, *, partner: str, channel: str, source_name: str,
     # ON CONFLICT rather than look-then-insert: two workers receiving the same file at
     # once on PostgreSQL must not both create it (or fail on the unique constraint).
     new_id = session.scalar(
-        _insert(session, Message)
+        db.insert_new(session, Message, Message.partner, Message.payload_sha256)
         .values(partner=partner, channel=channel, source_name=source_name,
                 payload_sha256=digest, received_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=[Message.partner, Message.payload_sha256])
         .returning(Message.id))
     message = session.scalars(select(Message).where(
         Message.partner == partner, Message.payload_sha256 == digest)).one()
@@ -116,12 +109,10 @@ def receive_many(session: Session, items: list[Incoming], *,
         rows.append({"sha256": digest, "size": len(item.data), "data": item.data, "parts": 1,
                      "created_at": now})
     if rows:
-        session.execute(_insert(session, Payload).on_conflict_do_nothing(
-            index_elements=[Payload.sha256]), rows)
+        session.execute(db.insert_new(session, Payload, Payload.sha256), rows)
     keys = {(i.partner, d): i for i, d in zip(items, digests, strict=True)}
     inserted = session.execute(
-        _insert(session, Message)
-        .on_conflict_do_nothing(index_elements=[Message.partner, Message.payload_sha256])
+        db.insert_new(session, Message, Message.partner, Message.payload_sha256)
         .returning(Message.partner, Message.payload_sha256),
         [{"partner": p, "channel": i.channel, "source_name": i.source_name,
           "payload_sha256": d, "received_at": now, "updated_at": now}
@@ -186,3 +177,15 @@ def record_interchange(session: Session, *, message_id: int, partner: str,
     session.add(row)
     session.flush()
     return row
+
+
+def interchanges_of(session: Session, message_id: int) -> list[Interchange]:
+    """The message's interchanges as a validation recorded them, in file order."""
+    return list(session.scalars(select(Interchange).where(Interchange.message_id == message_id)
+                                .order_by(Interchange.id)))
+
+
+def passed_isa13s(session: Session, message_id: int) -> set[str]:
+    """The ISA13s of the message's interchanges whose sets go on to mapping (PASSED)."""
+    return set(session.scalars(select(Interchange.isa13).where(
+        Interchange.message_id == message_id, Interchange.status.in_(PASSED))))

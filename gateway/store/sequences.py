@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -18,7 +17,6 @@ def take(session: Session, scope: str, kind: str, start: int = 1) -> int:
     """The next number of scope's kind sequence, taken in the caller's transaction."""
     assert kind in KINDS
     on_sqlite = db.is_sqlite(session)
-    dialect = sqlite if on_sqlite else postgresql
     # A `start` above the stored number moves it forward, never back.
     larger = func.max if on_sqlite else func.greatest
     step = (update(ControlNumber)
@@ -27,9 +25,8 @@ def take(session: Session, scope: str, kind: str, start: int = 1) -> int:
             .returning(ControlNumber.last))
     row = session.execute(step).scalar_one_or_none()
     if row is None:  # the sequence's first number: make its row (once, whoever races us)
-        session.execute(dialect.insert(ControlNumber)
-                        .values(scope=scope, kind=kind, last=start - 1)
-                        .on_conflict_do_nothing())
+        session.execute(db.insert_new(session, ControlNumber)
+                        .values(scope=scope, kind=kind, last=start - 1))
         row = session.execute(step).scalar_one()
     if row > MAX_CONTROL_NUMBER:
         # Raising rolls the increment back, so the table still says "used up".

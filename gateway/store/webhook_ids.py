@@ -6,7 +6,6 @@ from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway.store import db
@@ -33,13 +32,11 @@ def record(session: Session, became: dict[Key, int], *,
     request), and the ids recorded by this call."""
     if not became:
         return {}, set()
-    dialect = sqlite if db.is_sqlite(session) else postgresql
     now = now or db.utcnow()
     # ON CONFLICT: of two requests with one id at once, the second waits for the first's
     # commit on PostgreSQL and then finds its row instead of failing on the key.
     inserted = session.execute(
-        dialect.insert(WebhookId)
-        .on_conflict_do_nothing(index_elements=[WebhookId.partner, WebhookId.webhook_id])
+        db.insert_new(session, WebhookId, WebhookId.partner, WebhookId.webhook_id)
         .returning(WebhookId.partner, WebhookId.webhook_id),
         [{"partner": p, "webhook_id": w, "message_id": m, "received_at": now}
          for (p, w), m in became.items()]).all()

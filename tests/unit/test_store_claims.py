@@ -185,3 +185,23 @@ def test_an_item_whose_worker_died_is_claimed_alone_and_not_batched(engine: Engi
     assert _claim(engine, "w3", LEASE + 1, limit=10) == [2]
     assert _claim(engine, "w4", LEASE + 1, limit=10) == [3, 4]
     assert _item(engine, 1).lost_leases == 1 and _item(engine, 3).lost_leases == 0
+
+
+def test_enqueue_once_adds_an_item_only_while_none_is_waiting_or_running(engine: Engine) -> None:
+    with db.transaction(engine) as s:
+        first = claims.enqueue_once(s, "parse", message_id=None)
+        assert first is not None
+        assert claims.enqueue_once(s, "parse") is None  # pending already
+        other = claims.enqueue_once(s, "deliver")  # another kind is other work
+        assert other is not None and other != first
+    with db.transaction(engine) as s:  # enqueued ready now, so claimed now (not at T0)
+        assert [i.id for i in claims.claim(s, ["parse"], "w", LEASE)] == [first]
+    with db.transaction(engine) as s:
+        assert claims.enqueue_once(s, "parse") is None  # claimed: still running
+        claims.complete(s, "w", [first])
+    with db.transaction(engine) as s:
+        again = claims.enqueue_once(s, "parse")  # a replay after it is done: new work
+    assert again is not None and again > other
+    item = _item(engine, again)
+    assert (item.status, item.attempts, item.lost_leases) == (WorkStatus.PENDING, 0, 0)
+    assert item.message_id is None and item.run_after.tzinfo is not None
