@@ -88,10 +88,13 @@ def store_errors(command: str, url: str | None = None) -> Iterator[None]:
     a wrong URL, a database that is down or missing, a driver that is not installed."""
     from sqlalchemy import exc as sa_exc
 
+    from canonical.errors import ConfigError
     from gateway.store.db import StoreUnavailable
 
     try:
         yield
+    except ConfigError as exc:  # a SQLite file whose folder cannot be made, say
+        raise fail(command, str(exc)) from exc
     except (sa_exc.SQLAlchemyError, ModuleNotFoundError, StoreUnavailable) as exc:
         first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
         if isinstance(exc, ModuleNotFoundError):

@@ -1,6 +1,8 @@
 """`edigw users add|list|disable`: the people of a partner who sign in to the portal."""
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +27,23 @@ def _settings(command: str, config: Path | None) -> Any:
         raise cli_common.fail(f"users {command}", str(exc)) from exc
 
 
+@contextlib.contextmanager
+def _store(command: str, url: str, *, write: bool) -> Iterator[Any]:
+    """A session on the existing store, its failures as the CLI's one-line exit 2."""
+    from gateway.store import db
+
+    missing = cli_common.missing_sqlite_file(url)
+    if missing:
+        raise cli_common.fail(f"users {command}", missing)
+    with cli_common.store_errors(f"users {command}", url):
+        engine = db.make_engine(url)
+        try:
+            with db.transaction(engine, write=write) as session:
+                yield session
+        finally:
+            engine.dispose()
+
+
 @users_app.command("add")
 def add(
     username: Annotated[str, typer.Argument(help="The sign-in name (a-z 0-9 . _ @ -).")],
@@ -43,7 +62,7 @@ def add(
     from gateway import audit
     from gateway import partners as partners_mod
     from gateway.portal import passwords
-    from gateway.store import audit_log, db, users
+    from gateway.store import audit_log, users
 
     s = _settings("add", config)
     try:
@@ -63,20 +82,13 @@ def add(
         hashed = passwords.hash_password(password)
     except passwords.BadPassword as exc:
         raise cli_common.fail("users add", str(exc)) from exc
-    missing = cli_common.missing_sqlite_file(s.store_url)
-    if missing:
-        raise cli_common.fail("users add", missing)
-    with cli_common.store_errors("users add", s.store_url):
-        engine = db.make_engine(s.store_url)
-        try:
-            with db.transaction(engine) as session:
-                users.add(session, username=username, partner=partner, password_hash=hashed)
-                audit_log.record(session, actor=audit.cli_actor(), action="portal.user_added",
+    try:
+        with _store("add", s.store_url, write=True) as session:
+            users.add(session, username=username, partner=partner, password_hash=hashed)
+            audit_log.record(session, actor=audit.cli_actor(), action="portal.user_added",
                              target=f"portal-user:{username}", details={"partner": partner})
-        except users.UserExists as exc:
-            raise cli_common.fail("users add", str(exc)) from exc
-        finally:
-            engine.dispose()
+    except users.UserExists as exc:
+        raise cli_common.fail("users add", str(exc)) from exc
     typer.echo(f"portal user {username} added for partner {partner}; they sign in at /portal/login")
 
 
@@ -86,19 +98,11 @@ def list_users(
     config: ConfigOption = None,
 ) -> None:
     """The portal users: name, partner, added, and whether they may sign in."""
-    from gateway.store import db, users
+    from gateway.store import users
 
     s = _settings("list", config)
-    missing = cli_common.missing_sqlite_file(s.store_url)
-    if missing:
-        raise cli_common.fail("users list", missing)
-    with cli_common.store_errors("users list", s.store_url):
-        engine = db.make_engine(s.store_url)
-        try:
-            with db.transaction(engine, write=False) as session:
-                found = users.all_users(session, partner)
-        finally:
-            engine.dispose()
+    with _store("list", s.store_url, write=False) as session:
+        found = users.all_users(session, partner)
     if not found:
         typer.echo("no portal users" + (f" of partner {partner}" if partner else ""))
         raise typer.Exit(EXIT_NOTHING)
@@ -114,22 +118,14 @@ def disable(
 ) -> None:
     """Stop a portal user signing in; their open sessions end at their next request."""
     from gateway import audit
-    from gateway.store import audit_log, db, users
+    from gateway.store import audit_log, users
 
     s = _settings("disable", config)
-    missing = cli_common.missing_sqlite_file(s.store_url)
-    if missing:
-        raise cli_common.fail("users disable", missing)
-    with cli_common.store_errors("users disable", s.store_url):
-        engine = db.make_engine(s.store_url)
-        try:
-            with db.transaction(engine) as session:
-                found = users.disable(session, username)
-                if found:
-                    audit_log.record(session, actor=audit.cli_actor(),
-                                 action="portal.user_disabled", target=f"portal-user:{username}")
-        finally:
-            engine.dispose()
+    with _store("disable", s.store_url, write=True) as session:
+        found = users.disable(session, username)
+        if found:
+            audit_log.record(session, actor=audit.cli_actor(),
+                             action="portal.user_disabled", target=f"portal-user:{username}")
     if not found:
         raise cli_common.fail("users disable", f"no portal user {username!r}", EXIT_NOTHING)
     typer.echo(f"portal user {username} disabled")

@@ -234,6 +234,22 @@ class Store:
             return list(s.scalars(select(DeadLetter).order_by(DeadLetter.id)))
 
 
+def open_store(url: str, gw: Gateway, timeout: float = 60) -> Store:
+    """The store once the gateway's runner has migrated it (it is kept alive meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        store = Store(url)
+        try:
+            store.counts()
+            return store
+        except Exception:
+            store.close()
+            if time.monotonic() > deadline:
+                raise
+            gw.keep_alive()
+            time.sleep(0.2)
+
+
 def inbox_files(site: Site) -> list[Path]:
     """Files still waiting in the inbox folders (not the archives)."""
     root = site.root / "var" / "inbox"

@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from canonical.errors import TransientError
+from canonical.errors import ConfigError, TransientError
 from gateway import private
 
 DEFAULT_URL = "sqlite:///var/edigw.db"
@@ -59,7 +59,12 @@ def make_engine(url: str | URL | None = None, *, busy_timeout: float = BUSY_TIME
     if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
         # The store holds partners' documents: its folder 0700, the file (and so SQLite's
         # -wal and -shm, which take its mode) 0600.
-        private.make_file(Path(url.database))
+        try:
+            private.make_file(Path(url.database))
+        except OSError as exc:  # a folder in the path is a file, or not ours to write
+            raise ConfigError(f"the store {url.database} cannot be made: "
+                              f"{exc.strerror or exc}: {exc.filename or url.database}; "
+                              "check store.url") from exc
     engine = sa.create_engine(url, **kwargs)
     _tune_sqlite(engine, busy_timeout, locked_retry_for)
     return engine

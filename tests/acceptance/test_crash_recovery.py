@@ -31,7 +31,14 @@ import pytest
 from canonical import envelope
 from channels.erp_sim import SimulatorHandle, running_simulator
 from gateway.pipeline.context import KINDS
-from tests.crash_support import Gateway, Store, crash_site, inbox_files, make_850s
+from tests.crash_support import (
+    Gateway,
+    Store,
+    crash_site,
+    inbox_files,
+    make_850s,
+    open_store,
+)
 from tests.integration.conftest import pg_dsn, pg_url  # noqa: F401 - fixtures
 from tests.pipeline_support import Site
 
@@ -102,23 +109,7 @@ def _start(site: Site, workers: int, env: dict[str, str] | None = None,
     gw = Gateway(site, workers, env=env)
     started = time.monotonic()
     gw.start()
-    return gw, _open_store(site.store_url, gw), started
-
-
-def _open_store(url: str, gw: Gateway) -> Store:
-    # The runner migrates the store; wait for its tables.
-    deadline = time.monotonic() + 60
-    while True:
-        store = Store(url)
-        try:
-            store.counts()
-            return store
-        except Exception:
-            store.close()
-            if time.monotonic() > deadline:
-                raise
-            gw.keep_alive()
-            time.sleep(0.2)
+    return gw, open_store(site.store_url, gw), started
 
 
 def _check(run: Run, sim: SimulatorHandle, store: Store, *, extra_allowed: int) -> None:

@@ -32,7 +32,7 @@ from gateway.pipeline.context import Context
 from gateway.store import db
 from gateway.store.models import Message
 from tests.conftest import REPO
-from tests.crash_support import Gateway, Store, make_850s
+from tests.crash_support import Gateway, Store, make_850s, open_store
 from tests.pipeline_support import SAMPLES, Site
 from tests.sshd_support import SshServer
 from tests.store_support import migrated
@@ -276,7 +276,7 @@ def test_200_files_with_runner_and_worker_kills_each_po_once(remote: Remote,
             for wave in range(WAVES):
                 for f in range(wave * per_wave, (wave + 1) * per_wave):
                     remote.put(f"po-{f:03d}.edi", make_850s(FIRST + f, 1))
-                store = store or _open_store(site.store_url, gw)
+                store = store or open_store(site.store_url, gw)
                 # Some of this wave in the store, then a kill: the runner (it polls the
                 # server and commits) on even waves, a worker on odd ones.
                 before = wave * per_wave
@@ -308,22 +308,6 @@ def test_200_files_with_runner_and_worker_kills_each_po_once(remote: Remote,
             gw.stop()
             if store is not None:
                 store.close()
-
-
-def _open_store(url: str, gw: Gateway) -> Store:
-    """The store once the runner has migrated it."""
-    deadline = time.monotonic() + 60
-    while True:
-        store = Store(url)
-        try:
-            store.counts()
-            return store
-        except Exception:
-            store.close()
-            if time.monotonic() > deadline:
-                raise
-            gw.keep_alive()
-            time.sleep(0.2)
 
 
 def _wait(ready: Any, gw: Gateway, timeout: float) -> None:

@@ -36,7 +36,10 @@ HANG_SECONDS = 60
 # no driver installed, not a URL at all.
 BAD_STORES = ["postgresql+psycopg://nobody@127.0.0.1:1/none",
               "postgresql+psycopg://postgres@127.0.0.1:5432/no_such_database_here",
-              "mysql://x@127.0.0.1/y", "not a url", "sqlite:////no/such/folder/x.db"]
+              "mysql://x@127.0.0.1/y", "not a url",
+              # under a regular file of the site: a folder that can never be made (and no
+              # test leaves folders at the root of the machine)
+              "sqlite:///plain-file/below/x.db"]
 
 
 def _commands() -> list[tuple[str, ...]]:
