@@ -47,8 +47,11 @@ pytestmark = pytest.mark.acceptance
 FIRST_ISA13 = 500
 FULL = os.environ.get("EDIGW_FULL_RELIABILITY") == "1"
 R5_OUTAGE = float(os.environ.get("EDIGW_R5_OUTAGE", "60" if FULL else "20"))
-# R1: files of 100 sets, and kills.
-R1_FILES, R1_KILLS = (20, 50) if FULL else (5, 15)
+# R1: sets, kills and files.
+# One file arrives per kill, so that work keeps coming until the last kill whatever the
+# pipeline's speed: 50 files of 40 sets (2,000) at full size.
+R1_SETS, R1_KILLS = (2000, 50) if FULL else (510, 15)
+R1_FILES = R1_KILLS
 
 
 @dataclass
@@ -227,7 +230,13 @@ def _r1(root: Path, *, files: int, sets: int, kills: int, workers: int,
         gw, store, started = _start(site, workers)
         landed: Counter[str] = Counter()
         try:
-            while run.kills < kills and not _drained(run, store):
+            while run.kills < kills:
+                if dropped >= run.files and _drained(run, store):
+                    # Through before every kill landed (the pipeline outran the kills):
+                    # one more file, so that each kill still lands in the middle of work.
+                    _drop_one(site, dropped, sets)
+                    dropped += 1
+                    run.files = dropped
                 stage = _kill_busy_worker(gw, store, rng, landed)
                 if stage is None:
                     break
@@ -257,12 +266,13 @@ def _r1(root: Path, *, files: int, sets: int, kills: int, workers: int,
 
 
 def test_r1_kill_the_worker_at_random_moments(tmp_path: Path) -> None:
-    _r1(tmp_path, files=R1_FILES, sets=100, kills=R1_KILLS, workers=1)
+    _r1(tmp_path, files=R1_FILES, sets=R1_SETS // R1_FILES, kills=R1_KILLS, workers=1)
 
 
 @pytest.mark.integration
 def test_r1_on_postgresql_two_workers(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
-    _r1(tmp_path, files=R1_FILES, sets=100, kills=R1_KILLS, workers=2, store_url=pg_url)
+    _r1(tmp_path, files=R1_FILES, sets=R1_SETS // R1_FILES, kills=R1_KILLS, workers=2,
+        store_url=pg_url)
 
 
 # ---- R2: the named crash points, each firing several times --------------------------------
