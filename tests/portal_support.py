@@ -1,16 +1,12 @@
-"""A gateway with the portal for tests: a site, its users, the app, and uvicorn on loopback."""
+"""A gateway with the portal for tests: a site, its users and the app (served with
+tests.http_support.serving)."""
 
 from __future__ import annotations
 
 import re
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 
 from gateway.api.api_settings import ApiSettings
@@ -23,7 +19,6 @@ from gateway.portal.state import Portal
 from gateway.store import db, users
 from tests.conftest import REPO
 from tests.pipeline_support import Site
-from tests.sshd_support import free_port
 from tests.store_support import migrated
 
 GOOD_CSV = REPO / "mappings" / "partners" / "evergreen" / "examples" / "asn-EG-55012.csv"
@@ -82,26 +77,6 @@ class PortalSite:
     def close(self) -> None:
         self.app.state.engine.dispose()
         self.engine.dispose()
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port, in a thread; its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, name="uvicorn-portal", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{port}")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
 
 
 def csrf_of(html: str) -> str:

@@ -5,9 +5,7 @@ and S5 (audited refusals, canary keys never in logs or the database)."""
 from __future__ import annotations
 
 import logging
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -25,6 +22,7 @@ from gateway.api.app import create_app
 from gateway.store import db
 from gateway.store.models import Audit, Base
 from tests import deadletter_support as seed
+from tests.http_support import serving
 from tests.store_support import migrated
 
 pytestmark = pytest.mark.integration
@@ -55,12 +53,6 @@ class _Collect(logging.Handler):
         self.sink.append(self.format(record))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -89,21 +81,11 @@ def api(store_url: str, tmp_path: Path) -> Iterator[Api]:
     root.setLevel(logging.DEBUG)
     # SQL with its parameters: a key written anywhere would show up here too.
     logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_config=None, log_level="debug"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        with serving(create_app(settings), log_config=None, log_level="debug") as url, \
+                httpx.Client(base_url=url, timeout=60) as client:
             yield Api(client, engine, made, logs)
     finally:
-        server.should_exit = True
-        thread.join(15)
         root.removeHandler(handler)
         root.setLevel(old_level)
         logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)

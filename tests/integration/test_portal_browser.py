@@ -22,8 +22,9 @@ from sqlalchemy import select
 from gateway.store import db, uploads
 from gateway.store.models import DeadLetter, Message
 from tests.conftest import REPO
+from tests.http_support import serving
 from tests.integration.conftest import missing
-from tests.portal_support import GOOD_CSV, PASSWORD, PortalSite, serving
+from tests.portal_support import GOOD_CSV, PASSWORD, PortalSite
 
 pytestmark = pytest.mark.integration
 CHROMIUM = Path(os.environ.get("EDIGW_CHROMIUM", "/usr/bin/chromium"))
