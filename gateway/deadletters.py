@@ -201,8 +201,8 @@ def _replay_one(s: Session, dl_id: int, actor: str, reason: str) -> Outcome:
         return Outcome(dl_id, "skipped", f"dead letter {dl_id} was replayed or discarded "
                        "meanwhile", stage=dl.stage)
     audit_log.record(s, actor=actor, action=REPLAY, target=f"dead_letter:{dl_id}", reason=reason,
-                 details={"stage": plan.stage, "message_id": plan.message_id,
-                          "delivery_id": plan.delivery_id, "work_item_id": item.id})
+                     details={"stage": plan.stage, "message_id": plan.message_id,
+                              "delivery_id": plan.delivery_id, "work_item_id": item.id})
     return Outcome(dl_id, "replayed", plan.why, stage=plan.stage, work_item_id=item.id)
 
 
@@ -265,6 +265,6 @@ def discard(engine: Engine, dead_letter_id: int, *, actor: str, reason: str) -> 
                            f"dead letter {dead_letter_id} is {dl.status}, not parked",
                            stage=dl.stage)
         audit_log.record(s, actor=actor, action=DISCARD, target=f"dead_letter:{dead_letter_id}",
-                     reason=reason, details={"stage": dl.stage, "message_id": dl.message_id,
-                                             "delivery_id": dl.delivery_id})
+                         reason=reason, details={"stage": dl.stage, "message_id": dl.message_id,
+                                                 "delivery_id": dl.delivery_id})
         return Outcome(dead_letter_id, "discarded", reason, stage=dl.stage)

@@ -39,8 +39,8 @@ def _refuse(request: Request, why: str) -> None:
     try:
         with db.transaction(request.app.state.engine) as s:
             audit_log.record(s, actor=f"api:anonymous@{client}", action="api.auth_failed",
-                         target=f"{request.method} {request.url.path}"[:200], reason=why,
-                         details={"client": client})
+                             target=f"{request.method} {request.url.path}"[:200], reason=why,
+                             details={"client": client})
     except Exception:  # the caller is refused all the same; the log keeps the trace
         log.exception("could not write the audit row of a refused request")
     raise HTTPException(401, f"{why}: send Authorization: Bearer <key> or X-API-Key",

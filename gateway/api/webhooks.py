@@ -241,7 +241,7 @@ def _refused(hooks: Webhooks, request: Request, partner: str, why: str) -> None:
     try:
         with db.transaction(hooks.engine) as s:
             audit_log.record(s, actor=f"webhook:anonymous@{client}", action="webhook.auth_failed",
-                         target=f"partner:{partner}", reason=why, details={"client": client})
+                             target=f"partner:{partner}", reason=why, details={"client": client})
     except Exception:  # the caller is refused all the same; the log keeps the trace
         log.exception("could not write the audit row of a refused webhook")
 

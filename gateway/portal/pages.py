@@ -161,8 +161,8 @@ def _audit(portal: state.Portal, username: str, client: str, action: str) -> Non
     try:
         with db.transaction(portal.ctx.engine) as s:
             audit_log.record(s, actor=f"portal:anonymous@{client}", action=action,
-                         target=f"portal-user:{username[:64]}", reason=None,
-                         details={"client": client})
+                             target=f"portal-user:{username[:64]}", reason=None,
+                             details={"client": client})
     except Exception:  # the answer stands; the log keeps the trace
         log.exception("could not write the audit row of a refused sign-in")
 
