@@ -65,5 +65,10 @@ def compose(mapping: OutboundMapping, data: dict[str, Any], parties: Parties,
     ts = group.transaction_set(mapping.document, numbers.set,
                                version if version >= "005010" else None)
     for seg_id, values in mapping.segments(data):
+        for n, v in enumerate(values, 1):
+            bad = next((c for c in v or "" if not c.isascii()), None)
+            if bad is not None:
+                raise OutboundDataError(f"segment {seg_id}, element {seg_id}{n:02d}: {bad!r} "
+                                        "is outside the X12 character set")
         group.add(ts, seg_id, *values)
     return out.render()
