@@ -29,7 +29,7 @@ def send(
     import sys
 
     from canonical.errors import ConfigError, GatewayError
-    from gateway import orders
+    from gateway import audit, orders
     from gateway import partners as partners_mod
     from gateway import settings as settings_mod
     from gateway.store import db, migrate
@@ -54,7 +54,7 @@ def send(
         migrate.upgrade(s.store_url)  # as `edigw run` does: a fresh checkout just works
         engine = db.make_engine(s.store_url)
         try:
-            made = orders.submit(engine, known, partner, data)
+            made = orders.submit(engine, known, partner, data, actor=audit.cli_actor())
         except GatewayError as exc:
             raise cli_common.fail(command, f"{file}: {exc}", EXIT_ERROR) from exc
         finally:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from canonical import schemas
 from canonical.errors import InputError, MappingError, OutboundDataError, PermanentError
 from gateway.partners import Partner, Partners
-from gateway.store import db, outbound_documents
+from gateway.store import audit_log, db, outbound_documents
 from gateway.store.models import OutboundDocument
 from gateway.store.sequences import SessionControlNumbers
 from mappings import loading
@@ -128,9 +128,9 @@ def filename(partner: str, po_number: str, isa13: int, document: str = DOCUMENT)
 
 
 def submit(engine: Engine, partners: Partners, partner_id: str, data: Any, *,
-           now: datetime | None = None) -> Submitted:
+           actor: str = "cli", now: datetime | None = None) -> Submitted:
     """Check, write, validate and queue an order for a partner; OrderRefused (nothing queued)
-    when it cannot go."""
+    when it cannot go. A new document is audited with the actor who sent it."""
     partner = partners.get(partner_id)
     order = check(data)
     mapping = mapping_of(partner)
@@ -138,6 +138,11 @@ def submit(engine: Engine, partners: Partners, partner_id: str, data: Any, *,
     for _ in range(3):  # a second caller with the same order may commit first: then it is found
         with db.transaction(engine) as s:
             made = _submit(s, partner, mapping, order, digest, now or db.utcnow())
+            if made is not None and made.created:
+                audit_log.record(s, actor=actor, action="orders.send",
+                                 target=f"outbound_document:{made.document.id}",
+                                 details={"partner": partner.id, "po_number": order["po_number"],
+                                          **made.to_dict()["control_numbers"]})
         if made is not None:
             return made
     raise PermanentError(f"order {order['po_number']} for {partner_id}: kept colliding with "
