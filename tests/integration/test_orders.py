@@ -195,3 +195,35 @@ def test_a_send_killed_between_write_and_record_writes_the_same_file_once(
     assert validator.validate(written).accepted
     assert cli(site, "run", "--once").returncode == 0  # nothing more to do, nothing rewritten
     assert sorted(p.name for p in outbox.iterdir()) == [name]
+
+
+def test_a_send_that_fails_for_good_is_dead_lettered_and_replayed_to_the_same_file(
+        site: Site, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from canonical.errors import PermanentError
+    from gateway import deadletters
+    from gateway.pipeline import send
+
+    engine = migrated(store_url)
+    try:
+        made = orders.submit(engine, partners(), "globex", po())
+        real = send.outbound.write_atomically
+
+        def refused(*args: Any, **kwargs: Any) -> None:
+            raise PermanentError("the outbox refuses the file")
+
+        monkeypatch.setattr(send.outbound, "write_atomically", refused)
+        site.run()
+        [dl] = site.dead_letters()
+        assert (dl.stage, dl.reason) == ("send", "the outbox refuses the file")
+        outbox = site.root / "var/outbox/globex"
+        assert not outbox.exists() or list(outbox.iterdir()) == []
+        monkeypatch.setattr(send.outbound, "write_atomically", real)
+        [done] = deadletters.replay(engine, [dl.id], actor="test", reason="outbox fixed")
+        assert done.result == "replayed", done
+        site.run()
+        assert [p.name for p in outbox.iterdir()] == [made.document.filename]
+        with db.transaction(engine, write=False) as s:
+            doc = s.get(OutboundDocument, made.document.id)
+            assert doc is not None and doc.status == "sent"
+    finally:
+        engine.dispose()
