@@ -48,12 +48,13 @@ def _send(site: Site, store_url: str, po_number: str) -> OutboundDocument:
     return made.document
 
 
-def _globex_997_from_validating(text: bytes) -> bytes:
-    """The 997 Globex's translator would send for our 850: our own ack builder, run as them."""
+def _partner_ack(text: bytes, kind: str = "997") -> bytes:
+    """The 997/999 a partner's translator would send for our 850: our own validator and
+    ack builder, run as them (the ack's ISA swaps the 850's parties)."""
     [ic] = validator.validate(text).interchanges
     batch = acks.build_acknowledgments(ic, MemoryControlNumbers(start=5001),
                                        datetime(2026, 11, 30, 8, 0, tzinfo=UTC))
-    [ack] = [a for a in batch.acks if a.kind == "997"]
+    [ack] = [a for a in batch.acks if a.kind == kind]
     return ack.text.encode()
 
 
@@ -89,7 +90,7 @@ def test_a_997_accepting_our_850_marks_it_accepted(tmp_path: Path, store_url: st
     site = Site(tmp_path / "site", store_url=store_url)
     doc = _send(site, store_url, "PO-ACK-1")
     [sent] = (site.root / "var/outbox/globex").glob("850_*.x12")
-    site.drop("globex", _globex_997_from_validating(sent.read_bytes()), "997-in.x12")
+    site.drop("globex", _partner_ack(sent.read_bytes()), "997-in.x12")
     site.run()
     got = _doc(store_url, doc.id)
     assert (got.status, got.reason) == ("accepted", None)
@@ -133,3 +134,41 @@ def test_a_997_rejecting_our_850_marks_it_rejected_with_the_reasons(
                 "sent", "rejected"]
     finally:
         engine.dispose()
+
+
+def test_a_999_rejecting_a_005010_order_keeps_the_ik_reasons(tmp_path: Path,
+                                                              store_url: str) -> None:
+    import shutil
+
+    import yaml
+
+    partners = tmp_path / "partners"
+    shutil.copytree(REPO / "conf/partners", partners)
+    (partners / "northwind.yaml").write_text(yaml.safe_dump({
+        "id": "northwind", "name": "Northwind Supply",
+        "x12": {"isa": [{"qualifier": "ZZ", "id": "NORTHWIND"}], "gs": ["NORTHWIND"]},
+        "outbound": {"isa": {"qualifier": "ZZ", "id": "DISTRIBUTOR"},
+                     "mappings": {"850": "base/outbound/850.5010.yaml"}}}))
+    site = Site(tmp_path / "site", store_url=store_url,
+                partners={"folder": str(partners), "mappings": str(REPO / "mappings")})
+    engine = migrated(store_url)
+    try:
+        data = json.loads(SAMPLE.read_text())
+        data["po_number"] = "NW-5010"
+        known = partners_mod.load_all(partners, mappings_root=REPO / "mappings")
+        doc = orders.submit(engine, known, "northwind", data).document
+    finally:
+        engine.dispose()
+    site.run()
+    [sent] = (site.root / "var/outbox/northwind").glob("850_*.x12")
+    # What Northwind's translator saw: a unit of measure three characters long.
+    seen = sent.read_bytes().replace(b"PO1*2*10*CA*", b"PO1*2*10*CAS*")
+    ack = _partner_ack(seen, "999")
+    assert b"IK5*R" in ack
+    site.drop("northwind", ack, "999-in.x12")
+    site.run()
+    got = _doc(store_url, doc.id)
+    assert got.status == "rejected" and got.reason is not None
+    assert got.reason.startswith("999 IK5 R: "), got.reason
+    assert "IK3: segment PO1" in got.reason and "IK4: element 3 (355): 5 (too long)" in got.reason
+
