@@ -75,10 +75,12 @@ def _words(code: str, table: dict[str, str]) -> str:
     return f"{code} ({table[code]})" if code in table else code
 
 
-def _read(data: bytes, isa13: str, wanted: set[str]) -> list[_GroupAnswer]:
-    """The AK1..AK9 answers of interchange isa13's 997/999 sets whose ST02 is in wanted."""
+def _read(data: bytes, isa13: str, wanted: set[tuple[str, str]]) -> list[_GroupAnswer]:
+    """The AK1..AK9 answers of interchange isa13's 997/999 sets whose (GS06, ST02) is in
+    wanted."""
     out: list[_GroupAnswer] = []
     inside = False
+    gs06 = ""
     kind: str | None = None
     group: _GroupAnswer | None = None
     answer: _SetAnswer | None = None
@@ -90,9 +92,11 @@ def _read(data: bytes, isa13: str, wanted: set[str]) -> list[_GroupAnswer]:
                 continue
             if not inside:
                 continue
-            if sid == "ST":
-                kind = seg.get(1) if seg.get(1) in ("997", "999") and seg.get(2) in wanted \
-                    else None
+            if sid == "GS":
+                gs06 = seg.get(6)
+            elif sid == "ST":
+                kind = (seg.get(1) if seg.get(1) in ("997", "999")
+                        and (gs06, seg.get(2)) in wanted else None)
             elif kind is None:
                 continue
             elif sid == "AK1":
@@ -143,8 +147,8 @@ def settle_returned_acks(session: Session, msg: Message, partner: Partner,
                          interchange: InterchangeResult) -> list[ReturnedAck]:
     """Mark the documents a partner's 997/999s in this interchange acknowledge; what each
     became, for the chains. Nothing when the interchange carries no acknowledgment of ours."""
-    wanted = {s.control_number for g in interchange.groups if g.is_acknowledgment
-              for s in g.sets if s.accepted}
+    wanted = {(g.control_number, s.control_number) for g in interchange.groups
+              if g.is_acknowledgment for s in g.sets if s.accepted}
     if not wanted:
         return []
     try:

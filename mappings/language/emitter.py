@@ -149,9 +149,10 @@ def _plain(value: Any) -> str:
 
 
 class _Builder:
-    def __init__(self, compiler: Compiler, marks: Marks) -> None:
+    """Segments and elements compiled with the inbound compiler's fields and messages."""
+
+    def __init__(self, compiler: Compiler) -> None:
         self.c = compiler
-        self.marks = marks
 
     def element(self, spec: Any, path: Path_) -> Element:
         """One element: a field compiled by the inbound compiler, then the write transforms."""
@@ -320,7 +321,7 @@ def load(path: str | Path, *, text: str | None = None) -> OutboundMapping:
         merged = {**tables.get(name, {}), **(codes or {})}
         tables[name] = {k: v for k, v in merged.items() if v is not None}
     compiler = Compiler(JsonSource(None), tables, marks, data.get("name") or Path(file).stem)
-    body = _Builder(compiler, marks).segments(data.get("segments"), ("segments",))
+    body = _Builder(compiler).segments(data.get("segments"), ("segments",))
     if not body:
         raise MappingFileError(f"{file}:1: segments: an outbound mapping writes at least one "
                                "segment", file=file, line=1, key="segments")

@@ -227,3 +227,31 @@ def test_a_send_that_fails_for_good_is_dead_lettered_and_replayed_to_the_same_fi
             assert doc is not None and doc.status == "sent"
     finally:
         engine.dispose()
+
+
+def test_the_same_order_sent_twice_at_once_is_one_document(store_url: str) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = migrated(store_url)
+    barrier = threading.Barrier(2)
+    known = partners()
+
+    def submit(_: int) -> dict[str, Any]:
+        barrier.wait()
+        return orders.submit(engine, known, "globex", po("PO-RACE")).to_dict()
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            a, b = pool.map(submit, [1, 2])
+        assert sorted([a["created"], b["created"]]) == [False, True]
+        assert a["document_id"] == b["document_id"]
+        assert a["control_numbers"] == b["control_numbers"]
+        with db.transaction(engine, write=False) as s:
+            # The loser's numbers, if it took any, went back with its rollback.
+            assert s.scalar(select(ControlNumber.last).where(
+                ControlNumber.scope == "partner:globex",
+                ControlNumber.kind == "interchange")) == 1
+    finally:
+        engine.dispose()
+    assert counts(store_url) == (1, 1)
