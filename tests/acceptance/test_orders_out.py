@@ -79,3 +79,11 @@ def test_a_005010_partner_gets_a_005010_850(tmp_path: Path) -> None:
     assert segs[1][2:4] == ["DISTGS", "NWSUPPLY"] and segs[1][8] == "005010"
     assert segs[2] == ["ST", "850", "0001", "005010"]
     assert ["MTX", "", "Deliver to dock 7 between 8 and 16."] in segs
+
+
+def test_the_run_summary_counts_the_orders_sent(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    _edigw(site, "orders", "send", str(SAMPLE), "--partner", "globex")
+    said = site.run()
+    assert "orders sent 1," in said
+    assert f"acknowledgments and purchase orders: {Path('var/outbox')}/<partner>/" in said
