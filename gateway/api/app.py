@@ -18,7 +18,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings.from_env()
     app = FastAPI(
         title="edi-gateway",
-        summary="Partners' signed webhooks; dead letters and message timelines. Send an API "
+        summary="Partners' signed webhooks; dead letters and message timelines; purchase "
+                "orders to partners. Send an API "
                 "key as `Authorization: Bearer <key>` or `X-API-Key` (webhooks are signed "
                 "instead).",
         version="1",
