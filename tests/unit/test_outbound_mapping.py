@@ -4,11 +4,14 @@ and pyx12 (with our maps) accept, and that the inbound mappings read back the sa
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from canonical import schemas
 from canonical.errors import MappingError, MappingFileError, OutboundDataError
@@ -34,8 +37,13 @@ def _po() -> dict:
     return data
 
 
+@functools.cache
+def _mapping(mapping_file: Path) -> emitter.OutboundMapping:
+    return emitter.load(mapping_file)
+
+
 def _write(mapping_file: Path, data: dict, numbers: tuple[int, int, int] = (7, 8, 9)) -> str:
-    return compose.compose(emitter.load(mapping_file), data, PARTIES,
+    return compose.compose(_mapping(mapping_file), data, PARTIES,
                            compose.ControlNumbers(*numbers), NOW)
 
 
@@ -159,3 +167,20 @@ def test_mapping_check_knows_both_directions(tmp_path: Path) -> None:
     assert check(f) and "N101 is not an element of PO1" in check(f)[0]
     with pytest.raises(MappingFileError, match="cannot read a document"):
         load_mapping(GLOBEX)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(min_size=1, max_size=40))
+def test_any_text_is_written_as_itself_or_refused(text: str) -> None:
+    data = _po()
+    data["lines"][0]["description"] = text
+    data["notes"] = [text]
+    try:
+        written = _write(GLOBEX, data)
+    except OutboundDataError as exc:
+        assert "segment PID, element PID05" in str(exc) or "segment MSG, element MSG01" in str(exc)
+        return
+    segs = _segments(written)
+    pid = next(s for s in segs if s[0] == "PID")
+    assert pid[5] == text  # read back as written: no delimiter slipped through
+    assert next(s for s in segs if s[0] == "MSG")[1] == text
