@@ -170,14 +170,21 @@ class _Builder:
         count, total = bool(spec.get("count")), bool(spec.get("sum"))
         rest = {k: v for k, v in spec.items() if k not in _WRITE_KEYS}
         if "first" in rest:
+            extra = sorted(set(rest) - {"first", "default", "required", "when", "description"})
+            if extra:
+                raise self.c.fail(path, f"{', '.join(extra)}: beside first:, put transforms "
+                                        "on the alternatives")
             alts = [self.element(a, (*path, "first", i)) for i, a in enumerate(rest["first"])]
-            default = rest.get("default")
+            default, required = rest.get("default"), bool(rest.get("required"))
+            runtime_ = self.c.runtime
 
             def first(scope: Scope) -> Any:
                 for a in alts:
                     v = a(scope)
                     if v is not None:
                         return v
+                if default is None and required:
+                    raise runtime_(path, "no value", f"JSON path {scope.path or '/'}")
                 return default
 
             get: Callable[[Scope], Any] = first

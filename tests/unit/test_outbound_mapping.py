@@ -184,3 +184,19 @@ def test_any_text_is_written_as_itself_or_refused(text: str) -> None:
     pid = next(s for s in segs if s[0] == "PID")
     assert pid[5] == text  # read back as written: no delimiter slipped through
     assert next(s for s in segs if s[0] == "MSG")[1] == text
+
+
+def test_first_alternatives_keep_required_and_refuse_transforms_beside_them(
+        tmp_path: Path) -> None:
+    f = tmp_path / "850.yaml"
+    f.write_text(f"extends: {BASE_4010}\nsegments:\n  BEG:\n"
+                 "    BEG04: {first: [release_number, order_type], required: true}\n")
+    data = _po()
+    del data["order_type"]
+    with pytest.raises(MappingError, match=r"BEG04: no value at JSON path /"):
+        compose.compose(emitter.load(f), data, PARTIES, compose.ControlNumbers(1, 1, 1), NOW)
+    f.write_text(f"extends: {BASE_4010}\nsegments:\n  BEG:\n"
+                 "    BEG02: {first: [order_type], table: purpose}\n")
+    with pytest.raises(MappingFileError, match=r"850.yaml:4: segments.BEG.BEG02: table: "
+                                               r"beside first:"):
+        emitter.load(f)
