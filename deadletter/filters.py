@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from canonical.errors import GatewayError
 
 # The work item kinds of the pipeline; a dead letter's stage is one of them.
-STAGES = ("validate", "map", "route", "deliver", "ack")
+STAGES = ("validate", "map", "route", "deliver", "ack", "send")
 STATUSES = ("parked", "replayed", "discarded")
 # Longer expressions are a mistake or an attack, never an operator's filter.
 MAX_EXPRESSION = 1000

@@ -17,6 +17,7 @@ _WHY = {
     "route": "route the stored event again, with today's routes",
     "deliver": "send the stored event to {endpoint} again (attempts so far are kept)",
     "ack": "build and send the acknowledgment again",
+    "send": "write the purchase order to the partner's outbox again (the same file)",
 }
 # Past this many differences a diff is summarised: nobody reads 10,000 lines.
 MAX_DIFFERENCES = 200
@@ -50,7 +51,7 @@ def plan(dead_letter_id: int, *, stage: str, status: str, message_id: int | None
     if stage == "deliver" and delivery_id is None:
         raise NotReplayable(f"dead letter {dead_letter_id}: a deliver dead letter without a "
                             "delivery cannot be sent again")
-    if stage != "deliver" and message_id is None:
+    if stage not in ("deliver", "send") and message_id is None:
         raise NotReplayable(f"dead letter {dead_letter_id}: a {stage} dead letter without a "
                             "message has nothing to work on")
     why = _WHY[stage].format(endpoint=endpoint or "its destination")

@@ -77,11 +77,12 @@ def run(
         raise cli_common.fail("run", str(exc), EXIT_ERROR) from exc
     typer.echo(f"messages {done.messages}, delivered {done.delivered}, pending deliveries "
                f"{done.pending_deliveries}, dead letters {done.dead_letters}, acks sent "
-               f"{done.acks_sent}, waiting work items {done.waiting_items}")
+               f"{done.acks_sent}, orders sent {done.orders_sent}, waiting work items "
+               f"{done.waiting_items}")
     for name, dest in s.destinations.items():
         where = dest.config.get("path") or dest.config.get("url") or dest.type
         typer.echo(f"destination {name}: {dest.type} {redact.redact(str(where))}")
-    typer.echo(f"acknowledgments: {s.outbox_root}/<partner>/")
+    typer.echo(f"acknowledgments and purchase orders: {s.outbox_root}/<partner>/")
     if once and done.waiting_items:
         raise cli_common.fail(
             "run", f"left {done.waiting_items} work item(s) pending: their retries are "

@@ -37,6 +37,18 @@ class PartnerConfigError(ConfigError):
 
 
 @dataclass(frozen=True)
+class Outbound:
+    """What we send a partner: our ids toward it, its ids, and the mappings by set."""
+
+    sender: tuple[str, str]  # our ISA05, ISA06
+    gs_sender: str
+    receiver: tuple[str, str]  # the partner's ISA07, ISA08
+    gs_receiver: str
+    usage: str
+    mappings: dict[str, Path]  # X12 set id -> outbound mapping file
+
+
+@dataclass(frozen=True)
 class Partner:
     """One trading partner as configured."""
 
@@ -51,6 +63,7 @@ class Partner:
     channels: dict[str, ChannelConfig] = field(default_factory=dict)
     # validation.accept_with_errors, as the validator spells the codes (AK403-6 ...)
     accept_with_errors: frozenset[str] = frozenset()
+    outbound: Outbound | None = None  # None: we send this partner no documents
 
     def mapping_for(self, document: str, version: str = "") -> Path | None:
         """The mapping for an X12 set (850 and 004010 look for 850.4010, then 850) or a name."""
@@ -121,6 +134,7 @@ def load(path: str | Path, *, mappings_root: str | Path = "mappings") -> Partner
             raise _error(marks, ("mappings", doc), f"{ref} not found (looked for {target})", file)
         refs[doc] = target
     x12 = data.get("x12") or {}
+    outbound = _outbound(data, x12, root, marks, file)
     lenient = (data.get("validation") or {}).get("accept_with_errors") or ()
     return Partner(
         id=data["id"], name=data["name"], file=file,
@@ -128,7 +142,30 @@ def load(path: str | Path, *, mappings_root: str | Path = "mappings") -> Partner
         gs_ids=tuple(x12.get("gs") or ()),
         secrets={k: v["env"] for k, v in (data.get("secrets") or {}).items()},
         mappings=refs, channels=_channels(data["id"], data.get("channels") or {}, marks, file),
-        accept_with_errors=validator.leniency_codes(lenient))
+        accept_with_errors=validator.leniency_codes(lenient), outbound=outbound)
+
+
+def _outbound(data: dict[str, Any], x12: dict[str, Any], root: Path, marks: yaml_source.Marks,
+              file: str) -> Outbound | None:
+    raw = data.get("outbound")
+    if raw is None:
+        return None
+    if not x12.get("isa"):
+        raise _error(marks, ("outbound",), "sending needs the partner's ids: x12.isa (and "
+                     "x12.gs) name the receiver", file)
+    refs = {}
+    for doc, ref in (raw.get("mappings") or {}).items():
+        target = root / ref
+        if not target.is_file():
+            raise _error(marks, ("outbound", "mappings", doc), f"{ref} not found (looked for "
+                         f"{target})", file)
+        refs[doc] = target
+    ours = (raw["isa"]["qualifier"], raw["isa"]["id"])
+    theirs = x12["isa"][0]
+    return Outbound(sender=ours, gs_sender=raw.get("gs") or ours[1],
+                    receiver=(theirs["qualifier"], theirs["id"]),
+                    gs_receiver=(x12.get("gs") or [theirs["id"]])[0],
+                    usage=raw.get("usage", "P"), mappings=refs)
 
 
 def _channels(partner: str, raw: dict[str, Any], marks: yaml_source.Marks,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway.api import problems, routes, webhooks
+from gateway.api import order_routes, problems, routes, webhooks
 from gateway.api.api_settings import ApiSettings
 from gateway.api.keys import KeyRing
 from gateway.api.limits import BodyLimit
@@ -18,7 +18,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings.from_env()
     app = FastAPI(
         title="edi-gateway",
-        summary="Partners' signed webhooks; dead letters and message timelines. Send an API "
+        summary="Partners' signed webhooks; dead letters and message timelines; purchase "
+                "orders to partners. Send an API "
                 "key as `Authorization: Bearer <key>` or `X-API-Key` (webhooks are signed "
                 "instead).",
         version="1",
@@ -34,6 +35,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=(webhooks.PREFIX,))
     problems.install(app)
     app.include_router(routes.router)
+    app.include_router(order_routes.router)
     portal_pages.install(app)  # the partner portal's pages under /portal
     webhooks.install(app, settings.partners_dir, settings.mappings_root)
     return app

@@ -16,7 +16,7 @@ from gateway.store import db
 
 # The work item kinds, shared with the dead-letter tooling: a dead letter's stage is one
 # of them, and replaying it enqueues a new item of that kind.
-KINDS = ("validate", "map", "route", "deliver", "ack")
+KINDS = ("validate", "map", "route", "deliver", "ack", "send")
 
 
 class RemoteOutbox(Protocol):

@@ -15,7 +15,8 @@ import os
 import signal
 
 POINTS = ("after_claim", "after_download_before_commit", "after_commit_before_archive",
-          "after_erp_2xx_before_record", "during_ack_write", "after_commit_before_answer")
+          "after_erp_2xx_before_record", "during_ack_write", "after_commit_before_answer",
+          "after_send_before_record")
 VARIABLE = "EDIGW_CRASH"
 
 _passes: collections.Counter[str] = collections.Counter()

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from canonical.errors import InputError, PermanentError, X12ReadError
 from gateway.partners import Partner
-from gateway.pipeline import parking, routing
+from gateway.pipeline import parking, returns, routing
 from gateway.pipeline.context import Context
 from gateway.store import acknowledgments, claims, db, messages, receive, set_verdicts
 from gateway.store import events as store_events
@@ -166,6 +166,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
             rejected.append(f"interchange {ic.control_number}: TA1 {ic.ta1_ack_code} "
                             f"{ic.ta1_note_code}: {_words(ic.errors)}")
             continue
+        returns.settle_returned_acks(session, msg, partner, ic)  # our 850s' 997/999s
         for group in ic.groups:
             if group.is_acknowledgment:
                 continue

@@ -269,7 +269,8 @@ class Worker:
     def failed(self, item: WorkItem, error: Exception) -> None:
         """Record a stage's failure: retry later, or dead-letter it with its stage."""
         now = db.utcnow()
-        rule = ACK_RETRY if item.kind == "ack" else policy.RetryPolicy(
+        # A purchase order goes to the partner's outbox as an ack does: as patiently.
+        rule = ACK_RETRY if item.kind in ("ack", "send") else policy.RetryPolicy(
             maximum_redeliveries=self.ctx.settings.workers.stage_retries,
             redelivery_delay=1.0, maximum_redelivery_delay=60.0, max_age=None)
         decision = policy.decide(rule, max(item.attempts, 1), error, now,

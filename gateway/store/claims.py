@@ -27,10 +27,12 @@ class LeaseLost(TransientError):
 
 
 def enqueue(session: Session, kind: str, *, message_id: int | None = None,
-            delivery_id: int | None = None, run_after: datetime | None = None) -> WorkItem:
+            delivery_id: int | None = None, run_after: datetime | None = None,
+            document_id: int | None = None) -> WorkItem:
     """Add a work item of kind, ready at run_after (now by default)."""
     item = WorkItem(kind=kind, message_id=message_id, delivery_id=delivery_id,
-                    status=WorkStatus.PENDING, run_after=run_after or db.utcnow())
+                    document_id=document_id, status=WorkStatus.PENDING,
+                    run_after=run_after or db.utcnow())
     session.add(item)
     session.flush()
     return item

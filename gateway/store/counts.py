@@ -15,6 +15,7 @@ from gateway.store.models import (
     Delivery,
     DeliveryStatus,
     Message,
+    OutboundDocument,
     WorkItem,
     WorkStatus,
 )
@@ -30,6 +31,7 @@ class Summary:
     dead_letters: int
     acks_sent: int
     waiting_items: int
+    orders_sent: int = 0  # purchase orders in partners' outboxes
 
 
 def _count(model: type, *where: Any) -> Any:
@@ -38,7 +40,7 @@ def _count(model: type, *where: Any) -> Any:
 
 def summary(session: Session) -> Summary:
     """The counts, in one query: messages, deliveries delivered and pending, parked dead
-    letters, acks sent, work items pending or claimed."""
+    letters, acks sent, work items pending or claimed, purchase orders sent."""
     row = session.execute(select(
         _count(Message),
         _count(Delivery, Delivery.status == DeliveryStatus.DELIVERED),
@@ -46,5 +48,6 @@ def summary(session: Session) -> Summary:
         _count(DeadLetter, DeadLetter.status == DeadLetterStatus.PARKED),
         _count(Acknowledgment, Acknowledgment.sent_at.is_not(None)),
         _count(WorkItem, WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED))),
+        _count(OutboundDocument, OutboundDocument.sent_at.is_not(None)),
     )).one()
     return Summary(*(int(n or 0) for n in row))

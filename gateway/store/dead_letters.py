@@ -169,8 +169,12 @@ def requeue(session: Session, dead_letter_id: int, *, stage: str, message_id: in
                         .values(status=DeliveryStatus.PENDING, next_attempt_at=now,
                                 updated_at=now),
                         execution_options=_UNSYNCED)
+    # A send's document is the failed item's (dead letters name messages and deliveries).
+    document_id = session.scalar(
+        select(WorkItem.document_id).join(DeadLetter, DeadLetter.work_item_id == WorkItem.id)
+        .where(DeadLetter.id == dead_letter_id)) if stage == "send" else None
     item = claims.enqueue(session, stage, message_id=message_id, delivery_id=delivery_id,
-                          run_after=now)
+                          run_after=now, document_id=document_id)
     if message_id is not None:
         revived = case((Message.status == MessageStatus.DEAD, MessageStatus.PROCESSING.value),
                        else_=Message.status)

@@ -217,6 +217,9 @@ class WorkItem(Base):
     kind: Mapped[str] = mapped_column(String(32))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    # A send item's outbound document (a purchase order going to a partner).
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("outbound_documents.id"),
+                                                    index=True)
     status: Mapped[str] = mapped_column(String(16), default=WorkStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)  # claims so far
     lost_leases: Mapped[int] = mapped_column(default=0)  # claims whose worker vanished
@@ -349,6 +352,49 @@ class SetVerdict(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
     chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class OutboundStatus(enum.StrEnum):
+    """Where a document we send a partner is: queued, in its outbox, acknowledged."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    ACCEPTED = "accepted"  # the partner's 997/999 accepted its set (AK5/IK5 A or E)
+    REJECTED = "rejected"  # ... or rejected it (R, or a group AK9 R)
+
+
+class OutboundDocument(Base):
+    """A document we send a partner (an 850 from the ERP's purchase order), as it went out."""
+
+    __tablename__ = "outbound_documents"
+    __table_args__ = (
+        # The same order with the same content is one document, whoever sends it twice.
+        UniqueConstraint("partner", "document_type", "po_number", "content_sha256"),
+        # A returning 997/999 names our GS06 and ST02.
+        Index(None, "partner", "gs06", "st02"),
+        Index(None, "partner", "po_number"),
+        Index(None, "status"),
+        NO_REUSE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner: Mapped[str] = mapped_column(String(100))
+    document_type: Mapped[str] = mapped_column(String(8))  # X12 set id, 850
+    po_number: Mapped[str] = mapped_column(String(100))
+    purpose: Mapped[str] = mapped_column(String(16))  # original, change, cancel, replace
+    content_sha256: Mapped[str] = mapped_column(String(64))  # of the canonical data
+    data: Mapped[dict[str, Any]]  # the canonical data the ERP handed us
+    isa13: Mapped[int] = mapped_column(BigInteger)
+    gs06: Mapped[int] = mapped_column(BigInteger)
+    st02: Mapped[int] = mapped_column(BigInteger)
+    payload_sha256: Mapped[str] = mapped_column(ForeignKey("payloads.sha256"))  # the X12
+    filename: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=OutboundStatus.QUEUED)
+    reason: Mapped[str | None] = mapped_column(Text)  # why the partner rejected it
+    ack_message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
 
 
 class WebhookId(Base):

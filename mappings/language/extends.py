@@ -13,6 +13,7 @@ Merge rules (docs/mapping-language.md, "extends"):
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,16 @@ SOURCE_KEYS = frozenset({"select", "column", "path", "const", "concat", "first"}
 MAX_DEPTH = 8  # a chain longer than this is surely a loop or a mistake
 
 
+_ELEMENT = re.compile(r"^[A-Z][A-Z0-9]{1,2}[0-9]{2}$")
+
+
 def _is_field_path(path: Path_) -> bool:
-    """Whether `path` names a field, i.e. its parent key is `fields`."""
-    return len(path) >= 2 and path[-2] == "fields"
+    """Whether `path` names a field: its parent key is `fields`, or it is an element of a
+    segment of an outbound mapping (segments.BEG.BEG02)."""
+    if len(path) >= 2 and path[-2] == "fields":
+        return True
+    return (len(path) >= 3 and "segments" in path and isinstance(path[-1], str)
+            and _ELEMENT.match(path[-1]) is not None)
 
 
 def merge(base: Any, over: Any, path: Path_, marks: Marks, over_marks: Marks) -> Any:

@@ -106,6 +106,10 @@ def load(path: str | Path, *, text: str | None = None, track: bool = False) -> C
     if fmt is None:
         raise MappingFileError(f"{file}:1: format: missing (x12, csv or json), here or in the "
                                "base mapping", file=file, line=1, key="format")
+    if data.get("direction") == "outbound":
+        raise MappingFileError(f"{file}:1: direction: an outbound mapping writes X12 from "
+                               "canonical data; it cannot read a document",
+                               file=file, line=1, key="direction")
     name = data.get("name") or Path(file).stem
     tables = {k: v or {} for k, v in (data.get("tables") or {}).items()}
     reads: set[Any] | None = set() if track else None
@@ -126,7 +130,12 @@ def check(path: str | Path) -> list[str]:
     if found:
         return found
     try:
-        load(path)
+        if data.get("direction") == "outbound":
+            from mappings.language import emitter  # the other direction's compiler
+
+            emitter.load(path)
+        else:
+            load(path)
     except MappingFileError as exc:
         return str(exc).splitlines()
     return []

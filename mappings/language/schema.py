@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -39,9 +40,16 @@ def _best(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
     return error
 
 
+def _extra(error: jsonschema.ValidationError) -> list[str]:
+    """The keys an additionalProperties error is about (not those a pattern allows)."""
+    patterns = [re.compile(p) for p in error.schema.get("patternProperties", {})]
+    return sorted(k for k in set(error.instance) - set(error.schema.get("properties", {}))
+                  if not any(p.search(k) for p in patterns))
+
+
 def _message(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        extra = _extra(error)
         return f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}"
     if error.validator == "anyOf" and isinstance(error.instance, dict | list | int | float):
         return f"{error.instance!r} is not a selector, null or a field object"
@@ -56,7 +64,7 @@ def problems(data: Any, marks: Marks) -> list[str]:
         err = _best(err)
         path = tuple(err.absolute_path)
         if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            extra = _extra(err)
             if extra:
                 path = (*path, extra[0])  # point at the unknown key's own line
         file, line = mark_of(marks, path)

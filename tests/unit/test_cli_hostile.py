@@ -73,6 +73,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for part in ("base", "partners"):
         shutil.copytree(REPO / "mappings" / part, root / "mappings" / part)
     shutil.copyfile(SAMPLE, root / "sample.edi")
+    shutil.copyfile(REPO / "samples/orders/globex-po.json", root / "order.json")
     os.mkfifo(root / "fifo")
     (root / "plain-file").write_text("not a folder\n")
     (root / "bad.yaml").write_text("store: [unclosed\n")
@@ -96,7 +97,7 @@ BENIGN: dict[str, list[str]] = {
     "path": ["sample.edi"], "paths": ["sample.edi"], "files": ["mappings/base/850.4010.yaml"],
     "--partner": ["--partner", "acme"], "--from": ["--from", "sample.edi"],
     "--role": ["--role", "operator"], "--reason": ["--reason", "a test"],
-    "dead_letter_id": ["1"], "username": ["ana"],
+    "dead_letter_id": ["1"], "username": ["ana"], "file": ["order.json"],
 }
 
 HOSTILE_INTS = ["99999999999999999999999", "-1", "0", "-99999999999999999999999"]

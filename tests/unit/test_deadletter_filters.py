@@ -41,7 +41,7 @@ def test_an_empty_expression_selects_every_parked_letter() -> None:
 
 
 @pytest.mark.parametrize(("expression", "says"), [
-    ("stage=parse", "unknown stage 'parse' (known: validate, map, route, deliver, ack)"),
+    ("stage=parse", "unknown stage 'parse' (known: validate, map, route, deliver, ack, send)"),
     ("colour=red", "unknown key 'colour'"),
     ("stage~map", "only reason takes '~'"),
     ("stage=map stage=route", "given twice"),
