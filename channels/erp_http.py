@@ -50,11 +50,13 @@ class HttpOutputConfig(ChannelConfig):
     pool_timeout: float = setting(5.0, gt=0, example=5.0,
                                   description="Seconds to wait for a free pooled connection.")
     max_in_flight: int = setting(
-        4, ge=1, le=64, example=4,
+        1, ge=1, le=64, example=4,
         description="Requests sent at once to this destination (per worker process) when a"
-                    " batch of events goes out; its connections are kept open between"
-                    " batches. A crash may repeat up to this many requests (the ERP drops"
-                    " repeats by Idempotency-Key); 1 sends one event after the other.")
+                    " batch of events goes out, over connections kept open between batches."
+                    " 1 sends one after the other and keeps the promise of at most one"
+                    " repeated request per crash; N hides a distant ERP's latency, and a"
+                    " crash may then repeat up to N requests (the ERP drops the repeats by"
+                    " Idempotency-Key).")
 
     @field_validator("url")
     @classmethod
