@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
@@ -13,6 +12,7 @@ from channels import registry
 from channels.base import Output
 from gateway import partners as partners_mod
 from gateway import settings as settings_mod
+from gateway.pipeline import receipts
 from gateway.pipeline.receipts import Journal
 from gateway.store import db
 
@@ -45,7 +45,8 @@ class Context:
     def receipts(self) -> Journal:
         """This process's journal of receipts not yet recorded (see pipeline.receipts)."""
         if self._receipts is None:
-            self._receipts = Journal(Path(self.settings.workers.receipts))
+            self._receipts = Journal(receipts.folder_for(self.engine.url,
+                                                         self.settings.workers.receipts))
         return self._receipts
 
     @classmethod

@@ -9,7 +9,8 @@ a power cut may, and then the delivery is simply made again, as with the record 
 which is not durable either). The next attempt of a delivery whose receipt is noted takes
 it instead of sending again.
 
-One file per worker process, <folder>/<pid>-<random>.jsonl, held under an exclusive flock
+The folder belongs to one store (folder_for): delivery ids are the store's. One file per
+worker process, <folder>/<pid>-<random>.jsonl, held under an exclusive flock
 while the process lives: a file nobody holds is a dead worker's, and its receipts are read
 by whoever delivers next, until the store shows none of its deliveries pending any more;
 then it is removed. A worker empties its own file after each batch's record commits.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -27,10 +29,24 @@ import threading
 from collections.abc import Collection
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
 from channels.base import DeliveryReceipt
 from channels.local_files import FILE_MODE, make_dirs
 
 log = logging.getLogger(__name__)
+
+
+def folder_for(store: URL, configured: str | None = None) -> Path:
+    """The journal folder of a store: the configured one, else beside a SQLite store's file,
+    else var/receipts/<a hash of the store URL> (two gateways never share one)."""
+    name = hashlib.sha256(store.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+    if configured:
+        return Path(configured) / name
+    if store.get_backend_name() == "sqlite" and store.database and store.database != ":memory:" \
+            and not store.database.startswith("file:"):
+        return Path(store.database + ".receipts")
+    return Path("var/receipts") / name
 
 
 class Journal:
