@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -383,3 +384,24 @@ def test_receipts_of_a_killed_worker_are_read_and_a_live_ones_are_not(tmp_path: 
     assert mine.known({9}) == {} and mine.path is not None and mine.path.stat().st_size == 0
     mine.close()
     assert not mine.path.exists()  # nothing left to record: no file left behind
+
+
+# ---- the SQL output: one transaction a batch -------------------------------------------------
+
+def test_the_sql_output_inserts_a_batch_in_one_transaction(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    out = registry.build_output("sql", {"url": url, "create_table": True})
+    out.write(event(2))
+    began: list[int] = []
+    out.connect()
+    sa_event.listen(out._engine, "begin", lambda *_: began.append(1))  # type: ignore[attr-defined]
+    got = base.write_many(out, [event(1), event(2), event(3), event(1)])
+    assert len(began) == 1
+    assert [g.duplicate for g in got if isinstance(g, DeliveryReceipt)] == [
+        False, True, False, True]
+    out.close()
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        staged = set(c.scalars(sa.text("SELECT event_id FROM edigw_staging")))
+    engine.dispose()
+    assert staged == {event(n).id for n in (1, 2, 3)}
