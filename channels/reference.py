@@ -21,8 +21,8 @@ on its own: the outbox asks `retry.policy.decide` what to do after a failure. Th
 a destination a batch of events at once through `channels.base.write_many(output, events,
 on_outcome)`: an output with its own `write_many(events, on_outcome) -> list[DeliveryReceipt |
 Exception]` does the batch together (`file`: one lock, one append, one fsync; `http`:
-`max_in_flight` requests at once over kept connections), one without it is written event by
-event with `write`. Either way each event has its own outcome (a receipt, or the error `write`
+`max_in_flight` requests at once over kept connections; `sql`: one transaction), one without
+it is written event by event with `write`. Either way each event has its own outcome (a receipt, or the error `write`
 would raise), told to `on_outcome(index, outcome)` as soon as it is known. Failures are
 `TransientError` (timeouts, refused connections, 408, 409 in flight, 429, 5xx, a locked
 database: retried) or `PermanentError` (other 4xx, bad data, bad config: dead-lettered at once).
