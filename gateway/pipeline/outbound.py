@@ -72,13 +72,13 @@ class _Attempt:
 def _deliver(ctx: Context, items: Sequence[WorkItem], loaded: dict[int, Loaded] | None) -> None:
     journal = ctx.receipts
     noted = journal.known({i.delivery_id for i in items if i.delivery_id is not None})
-    if loaded is None or journal.orphaned():
+    if loaded is None or journal.orphans:
         with db.transaction(ctx.engine, write=False) as s:
             if loaded is None:
                 by_delivery = {i.delivery_id: i.id for i in items if i.delivery_id is not None}
                 found = deliveries.to_send(s, list(by_delivery))
                 loaded = {by_delivery[d]: row for d, row in found.items()}
-            if journal.orphaned():
+            if journal.orphans:  # after a crash: one more query, until they are all recorded
                 journal.prune(deliveries.pending_among(s, journal.orphaned()))
     missing = [i for i in items if i.id not in loaded]
     done = [i for i in items if i.id in loaded and loaded[i.id][0] != DeliveryStatus.PENDING]

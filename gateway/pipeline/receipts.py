@@ -82,8 +82,13 @@ class Journal:
                 out.update((d, r) for d, r in receipts.items() if d in delivery_ids)
         return out
 
+    @property
+    def orphans(self) -> bool:
+        """Whether dead processes left files behind (see prune)."""
+        return bool(self._orphans)
+
     def orphaned(self) -> set[int]:
-        """The deliveries named in dead processes' files (see prune)."""
+        """The deliveries named in dead processes' files."""
         return {d for receipts in self._orphans.values() for d in receipts}
 
     def prune(self, pending: Collection[int]) -> None:

@@ -405,3 +405,27 @@ def test_the_sql_output_inserts_a_batch_in_one_transaction(tmp_path: Path) -> No
         staged = set(c.scalars(sa.text("SELECT event_id FROM edigw_staging")))
     engine.dispose()
     assert staged == {event(n).id for n in (1, 2, 3)}
+
+
+EMPTIED_AND_DIE = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from channels.base import DeliveryReceipt
+    from gateway.pipeline.receipts import Journal
+    j = Journal(Path(sys.argv[1]))
+    j.note(7, DeliveryReceipt("ev-7", "erp:test", status=201))
+    j.recorded()  # the store has it: the file is empty when the worker dies
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_a_killed_workers_empty_receipt_file_is_removed(tmp_path: Path) -> None:
+    folder = tmp_path / "receipts"
+    killed = subprocess.run([sys.executable, "-c", EMPTIED_AND_DIE, str(folder)], cwd=REPO,
+                            capture_output=True)
+    assert killed.returncode == -9
+    [left] = folder.glob("*.jsonl")
+    mine = receipts.Journal(folder)
+    assert mine.known({7}) == {} and mine.orphans and mine.orphaned() == set()
+    mine.prune(pending=set())
+    assert not left.exists() and not mine.orphans
