@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -429,3 +430,28 @@ def test_a_killed_workers_empty_receipt_file_is_removed(tmp_path: Path) -> None:
     assert mine.known({7}) == {} and mine.orphans and mine.orphaned() == set()
     mine.prune(pending=set())
     assert not left.exists() and not mine.orphans
+
+
+def test_a_batch_of_acks_syncs_their_folder_once(
+        tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = _context(tmp_path, engine, {"type": "file",
+                                      "config": {"path": str(tmp_path / "erp.jsonl")}})
+    folders: list[str] = []
+    files: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:  # os is one module: the ERP file's fsyncs come here too
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        (folders if stat.S_ISDIR(os.fstat(fd).st_mode) else files).append(path)
+        real_fsync(fd)
+
+    monkeypatch.setattr(outbound.os, "fsync", fsync)
+    for isa13 in (710, 711, 712):
+        _receive(ctx, isa13, 2)
+    Worker(ctx, "w1").run(until_idle=True)
+    written = sorted((tmp_path / "outbox" / "acme").iterdir())
+    assert len(written) == 3  # a 997 each (no TA1 asked)
+    assert len([f for f in files if "/outbox/" in f]) == 3  # each file synced
+    assert files.count(str(tmp_path / "erp.jsonl")) == 1  # the three events: one fsync
+    assert folders == [str(tmp_path / "outbox" / "acme")]  # their renames: one folder fsync
+    ctx.close()
