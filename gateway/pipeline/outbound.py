@@ -96,7 +96,7 @@ def _deliver(ctx: Context, items: Sequence[WorkItem], loaded: dict[int, Loaded] 
         group = [a for a in attempts if a.destination == destination and a.event is not None]
         _send(ctx, destination, group, noted)
     _record(ctx, items[0].lease_owner or "", attempts, done, missing)
-    journal.recorded()
+    journal.recorded({i.delivery_id for i in items if i.delivery_id is not None})
 
 
 def _send(ctx: Context, destination: str, group: list[_Attempt],
@@ -128,11 +128,11 @@ def _send(ctx: Context, destination: str, group: list[_Attempt],
 
     try:
         output = ctx.output(destination)
-    except Exception as exc:  # no such destination, or its settings are wrong: each item's
+        base.write_many(output, [a.event for a in todo if a.event is not None], on_outcome)
+    except Exception as exc:  # no such destination, it cannot connect, or a bug: each item's
         for a in todo:
-            a.error, a.answered = exc, db.utcnow()
-        return
-    base.write_many(output, [a.event for a in todo if a.event is not None], on_outcome)
+            if a.receipt is None and a.error is None:
+                a.error, a.answered = exc, db.utcnow()
 
 
 def _record(ctx: Context, worker: str, attempts: list[_Attempt], done: list[WorkItem],

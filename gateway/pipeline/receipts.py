@@ -63,14 +63,12 @@ class Journal:
 
     def note(self, delivery_id: int, receipt: DeliveryReceipt) -> None:
         """Keep a receipt until the store records it (safe from several threads)."""
-        line = json.dumps({"delivery": delivery_id, "event": receipt.event_id,
-                           "endpoint": receipt.endpoint, "duplicate": receipt.duplicate,
-                           "status": receipt.status}, separators=(",", ":")) + "\n"
+        line = _line(delivery_id, receipt)
         with self._lock:
             if self._fd is None:
                 self._open()
             assert self._fd is not None
-            os.write(self._fd, line.encode("utf-8"))  # one write: whole, or not at all
+            os.write(self._fd, line)  # one write: whole, or not at all
             self._mine[delivery_id] = receipt
 
     def known(self, delivery_ids: Collection[int]) -> dict[int, DeliveryReceipt]:
@@ -99,12 +97,19 @@ class Journal:
                     path.unlink()
                 del self._orphans[path]
 
-    def recorded(self) -> None:
-        """The store has recorded every receipt this process noted: forget them."""
+    def recorded(self, delivery_ids: Collection[int]) -> None:
+        """The store has recorded what became of these deliveries: forget their receipts.
+
+        Usually that is all of them, and the file is emptied; after a batch whose record
+        failed (its items are then done one by one) the others' receipts are kept.
+        """
         with self._lock:
-            if self._fd is not None and self._mine:
+            kept = {d: r for d, r in self._mine.items() if d not in delivery_ids}
+            if self._fd is not None and len(kept) < len(self._mine):
                 os.ftruncate(self._fd, 0)
-            self._mine.clear()
+                if kept:
+                    os.write(self._fd, b"".join(_line(d, r) for d, r in kept.items()))
+            self._mine = kept
 
     def close(self) -> None:
         """Give the file up; what it still holds is read as a dead process's."""
@@ -140,6 +145,12 @@ class Journal:
             receipts = _read_unheld(path)
             if receipts is not None:
                 self._orphans[path] = receipts
+
+
+def _line(delivery_id: int, receipt: DeliveryReceipt) -> bytes:
+    return json.dumps({"delivery": delivery_id, "event": receipt.event_id,
+                       "endpoint": receipt.endpoint, "duplicate": receipt.duplicate,
+                       "status": receipt.status}, separators=(",", ":")).encode() + b"\n"
 
 
 def _read_unheld(path: Path) -> dict[int, DeliveryReceipt] | None:

@@ -380,9 +380,14 @@ def test_receipts_of_a_killed_worker_are_read_and_a_live_ones_are_not(tmp_path: 
     mine.prune(pending=set())
     assert [p for p in folder.glob("*.jsonl") if p.stat().st_size] == []
     mine.note(9, DeliveryReceipt("ev-9", "erp:test"))
-    assert mine.known({9}) == {9: DeliveryReceipt("ev-9", "erp:test")}
-    mine.recorded()
-    assert mine.known({9}) == {} and mine.path is not None and mine.path.stat().st_size == 0
+    mine.note(10, DeliveryReceipt("ev-10", "erp:test"))
+    assert mine.known({9, 10}) == {9: DeliveryReceipt("ev-9", "erp:test"),
+                                   10: DeliveryReceipt("ev-10", "erp:test")}
+    mine.recorded({9})
+    assert mine.known({9, 10}) == {10: DeliveryReceipt("ev-10", "erp:test")}
+    assert mine.path is not None and b'"ev-9"' not in mine.path.read_bytes()
+    mine.recorded({10})
+    assert mine.known({9, 10}) == {} and mine.path.stat().st_size == 0
     mine.close()
     assert not mine.path.exists()  # nothing left to record: no file left behind
 
@@ -415,7 +420,7 @@ EMPTIED_AND_DIE = textwrap.dedent("""
     from gateway.pipeline.receipts import Journal
     j = Journal(Path(sys.argv[1]))
     j.note(7, DeliveryReceipt("ev-7", "erp:test", status=201))
-    j.recorded()  # the store has it: the file is empty when the worker dies
+    j.recorded({7})  # the store has it: the file is empty when the worker dies
     os.kill(os.getpid(), signal.SIGKILL)
 """)
 
@@ -454,4 +459,19 @@ def test_a_batch_of_acks_syncs_their_folder_once(
     assert len([f for f in files if "/outbox/" in f]) == 3  # each file synced
     assert files.count(str(tmp_path / "erp.jsonl")) == 1  # the three events: one fsync
     assert folders == [str(tmp_path / "outbox" / "acme")]  # their renames: one folder fsync
+    ctx.close()
+
+
+def test_an_output_that_cannot_connect_fails_each_delivery_under_its_destinations_policy(
+        tmp_path: Path, engine: Engine) -> None:
+    folder = tmp_path / "not-a-file"
+    folder.mkdir()
+    ctx = _context(tmp_path, engine, {"type": "file", "config": {"path": str(folder)}})
+    _receive(ctx, 720, 3)
+    Worker(ctx, "w1").run(until_idle=True)
+    got = _deliveries(ctx)
+    assert {(d.status, d.attempts) for d in got.values()} == {("pending", 1)}
+    assert all("DeliveryUnavailable: opening erp:file" in (d.last_error or "")
+               for d in got.values())
+    assert {i.status for i in _deliver_items(ctx).values()} == {"pending"}
     ctx.close()
