@@ -31,7 +31,11 @@ OnOutcome = Callable[[int, Outcome], None]
 
 @runtime_checkable
 class Output(Protocol):
-    """A destination: connect once, write events, close. It never retries on its own."""
+    """A destination: connect once, write events, close. It never retries on its own.
+
+    It may also take a batch at once with `write_many(events, on_outcome)` (see the
+    function write_many below, which the outbox calls).
+    """
 
     def connect(self) -> None:
         """Open what writing needs; raise TransientError or PermanentError if it cannot."""
