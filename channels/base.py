@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -21,9 +21,21 @@ class DeliveryReceipt:
     detail: str = ""
 
 
+# One event's outcome in a batch: its receipt, or the error that write would have raised.
+Outcome = DeliveryReceipt | Exception
+# Told each outcome as soon as it is known (by its index in the batch), maybe from another
+# thread, before write_many returns: the outbox notes each receipt at once, so that a crash
+# later in the batch does not send it again.
+OnOutcome = Callable[[int, Outcome], None]
+
+
 @runtime_checkable
 class Output(Protocol):
-    """A destination: connect once, write events, close. It never retries on its own."""
+    """A destination: connect once, write events, close. It never retries on its own.
+
+    It may also take a batch at once with `write_many(events, on_outcome)` (see the
+    function write_many below, which the outbox calls).
+    """
 
     def connect(self) -> None:
         """Open what writing needs; raise TransientError or PermanentError if it cannot."""
@@ -33,6 +45,35 @@ class Output(Protocol):
 
     def close(self) -> None:
         """Release what connect opened; safe to call twice or without connect."""
+
+
+def write_many(output: Output, events: Sequence[Event],
+               on_outcome: OnOutcome | None = None) -> list[Outcome]:
+    """Deliver a batch: each event's own outcome, in order (an error is returned, not raised).
+
+    An output may do a batch at once (one fsync, one transaction, several requests in
+    flight) with a method `write_many(events, on_outcome)` of the same contract; one that
+    has none writes the events one by one with `write`.
+    """
+    own = getattr(output, "write_many", None)
+    if own is not None:
+        return own(events, on_outcome)
+    return write_each(output.write, events, on_outcome)
+
+
+def write_each(write: Callable[[Event], DeliveryReceipt], events: Sequence[Event],
+               on_outcome: OnOutcome | None = None) -> list[Outcome]:
+    """The events written one after the other with write, each outcome told as it comes."""
+    out: list[Outcome] = []
+    for n, event in enumerate(events):
+        try:
+            outcome: Outcome = write(event)
+        except Exception as exc:  # the event's outcome, as write would raise it
+            outcome = exc
+        out.append(outcome)
+        if on_outcome is not None:
+            on_outcome(n, outcome)
+    return out
 
 
 def encode(event: Event) -> bytes:

@@ -1,4 +1,4 @@
-"""ERP as a JSON Lines file: one event per line, appended and fsynced, each event id once."""
+"""ERP as a JSON Lines file: one event per line, a batch appended with one fsync, each event id once."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import fcntl
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -56,27 +57,72 @@ class FileOutput:
             raise
 
     def write(self, event: Event) -> DeliveryReceipt:
+        [outcome] = self.write_many([event])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def write_many(self, events: Sequence[Event],
+                   on_outcome: base.OnOutcome | None = None) -> list[base.Outcome]:
+        """Append every event whose id the file lacks, in one write and one fsync.
+
+        Under the lock, the ids appended since the last look are read first (by another
+        process, or by this one before a crash), so an id is never written twice: after a
+        kill between the append and the store's record, the retry finds its ids here.
+        """
         if self._file is None:
             self.connect()
-        line = base.encode(event) + b"\n"
+        outcomes: list[base.Outcome | None] = [None] * len(events)
+        lines: list[bytes] = []
+        new: list[int] = []  # the events appended, by index
+        for n, event in enumerate(events):
+            try:
+                lines.append(base.encode(event) + b"\n")
+                new.append(n)
+            except errors.PermanentError as exc:
+                outcomes[n] = exc
         try:
             with self._locked():
                 # Another process (or instance) may have appended since: read its ids first.
                 self._catch_up()
-                if event.id in self._ids:
-                    return DeliveryReceipt(event.id, self.endpoint, duplicate=True)
-                f = self._file
-                assert f is not None
-                f.seek(0, os.SEEK_END)
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
-                self._offset = f.tell()
-                self._ids.add(event.id)
+                kept, taken = [], set()
+                for n, line in zip(new, lines, strict=True):
+                    event_id = events[n].id
+                    if event_id in self._ids or event_id in taken:
+                        outcomes[n] = DeliveryReceipt(event_id, self.endpoint, duplicate=True)
+                    else:
+                        taken.add(event_id)
+                        kept.append((n, line))
+                if kept:
+                    self._append(b"".join(line for _, line in kept))
+                    self._ids.update(taken)
+                for n, _ in kept:
+                    outcomes[n] = DeliveryReceipt(events[n].id, self.endpoint)
         except OSError as exc:
             # A full disk or a lost mount; the next attempt's catch-up repairs any torn line.
-            raise errors.DeliveryUnavailable(f"writing {event.id} to {self.endpoint}: {exc}") from exc
-        return DeliveryReceipt(event.id, self.endpoint)
+            for n in new:
+                if outcomes[n] is None:
+                    error = errors.DeliveryUnavailable(
+                        f"writing {events[n].id} to {self.endpoint}: {exc}")
+                    error.__cause__ = exc
+                    outcomes[n] = error
+        done: list[base.Outcome] = []
+        for n, outcome in enumerate(outcomes):
+            assert outcome is not None
+            if on_outcome is not None:
+                on_outcome(n, outcome)
+            done.append(outcome)
+        return done
+
+    def _append(self, data: bytes) -> None:
+        """Put data at the end of the file and make it last: one write, one fsync."""
+        f = self._file
+        assert f is not None
+        f.seek(0, os.SEEK_END)
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+        self._offset = f.tell()
 
     def close(self) -> None:
         if self._file is not None:

@@ -6,7 +6,10 @@ import email.utils
 import logging
 import math
 import re
+import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
@@ -46,6 +49,14 @@ class HttpOutputConfig(ChannelConfig):
                                    description="Seconds to wait for each write of the request.")
     pool_timeout: float = setting(5.0, gt=0, example=5.0,
                                   description="Seconds to wait for a free pooled connection.")
+    max_in_flight: int = setting(
+        1, ge=1, le=64, example=4,
+        description="Requests sent at once to this destination (per worker process) when a"
+                    " batch of events goes out, over connections kept open between batches."
+                    " 1 sends one after the other and keeps the promise of at most one"
+                    " repeated request per crash; N hides a distant ERP's latency, and a"
+                    " crash may then repeat up to N requests (the ERP drops the repeats by"
+                    " Idempotency-Key).")
 
     @field_validator("url")
     @classmethod
@@ -67,6 +78,8 @@ class HttpOutput:
         self.endpoint = f"erp:http {redact.redact(str(config.url))}"
         self._client: httpx.Client | None = None
         self._secret: signing.Secret | None = None
+        self._senders: ThreadPoolExecutor | None = None  # max_in_flight threads, kept
+        self._lock = threading.Lock()
 
     def connect(self) -> None:
         if self._client is not None:
@@ -75,7 +88,10 @@ class HttpOutput:
         self._secret = signing.Secret.from_env(c.secret_env) if c.secret_env else None
         timeout = httpx.Timeout(connect=c.connect_timeout, read=c.read_timeout,
                                 write=c.write_timeout, pool=c.pool_timeout)
-        self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+        # As many kept connections as requests in flight: each sender reuses one.
+        limits = httpx.Limits(max_connections=c.max_in_flight,
+                              max_keepalive_connections=c.max_in_flight)
+        self._client = httpx.Client(timeout=timeout, limits=limits, follow_redirects=False)
 
     def write(self, event: Event) -> DeliveryReceipt:
         if self._client is None:
@@ -101,7 +117,42 @@ class HttpOutput:
         log.debug("%s: HTTP %s", where, response.status_code)
         return self._receipt(event, response, where)
 
+    def write_many(self, events: Sequence[Event],
+                   on_outcome: base.OnOutcome | None = None) -> list[base.Outcome]:
+        """POST the events at most max_in_flight at a time, over kept connections; each
+        event's own outcome (2xx, 4xx permanent, 5xx/429/timeout with Retry-After) as write."""
+        if self._client is None:
+            self.connect()
+        n_at_once = min(self.config.max_in_flight, len(events))
+        if n_at_once <= 1:
+            return base.write_each(self.write, events, on_outcome)
+        with self._lock:
+            if self._senders is None:
+                self._senders = ThreadPoolExecutor(self.config.max_in_flight,
+                                                   thread_name_prefix="erp-http")
+            senders = self._senders
+        outcomes: list[base.Outcome | None] = [None] * len(events)
+
+        def send(n: int) -> None:
+            try:
+                outcome: base.Outcome = self.write(events[n])
+            except Exception as exc:  # the event's outcome, as write would raise it
+                outcome = exc
+            outcomes[n] = outcome
+            if on_outcome is not None:
+                on_outcome(n, outcome)
+
+        # The pool has max_in_flight threads: never more requests than that at once.
+        for future in [senders.submit(send, n) for n in range(len(events))]:
+            future.result()
+        done = [o for o in outcomes if o is not None]
+        assert len(done) == len(events)
+        return done
+
     def close(self) -> None:
+        if self._senders is not None:
+            self._senders.shutdown(wait=True)
+            self._senders = None
         if self._client is not None:
             self._client.close()
             self._client = None

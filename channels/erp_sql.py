@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -82,11 +83,7 @@ class SqlOutput:
         if self._engine is None:
             self.connect()
         assert self._engine is not None
-        row = {
-            "event_id": event.id, "type": event.type, "source": event.source,
-            "subject": event.subject, "payload": base.encode(event).decode("utf-8"),
-            "staged_at": datetime.now(UTC),
-        }
+        row = _row(event)
         where = f"inserting {event.id} into {self.endpoint}"
         try:
             with self._engine.begin() as db:
@@ -100,6 +97,46 @@ class SqlOutput:
             raise _mapped(exc, where) from exc
         log.debug("%s: done", where)
         return DeliveryReceipt(event.id, self.endpoint)
+
+    def write_many(self, events: Sequence[Event],
+                   on_outcome: base.OnOutcome | None = None) -> list[base.Outcome]:
+        """The events whose ids the table lacks inserted in one transaction; the others
+        are duplicates. Should anything go wrong (another writer inserted one meanwhile,
+        an event the table refuses), the batch is undone and written event by event, so
+        that each event gets its own outcome."""
+        if self._engine is None:
+            self.connect()
+        assert self._engine is not None
+        try:
+            rows = [_row(e) for e in events]
+        except errors.PermanentError:
+            return base.write_each(self.write, events, on_outcome)
+        ids = [r["event_id"] for r in rows]
+        c = self.table.c
+        try:
+            with self._engine.begin() as db:
+                have = set(db.scalars(sa.select(c.event_id).where(c.event_id.in_(ids))))
+                new = {r["event_id"]: r for r in rows if r["event_id"] not in have}
+                if new:
+                    db.execute(self.table.insert(), list(new.values()))
+        except sa_exc.IntegrityError:
+            return base.write_each(self.write, events, on_outcome)
+        except sa_exc.DBAPIError as exc:
+            error = _mapped(exc, f"inserting {len(events)} events into {self.endpoint}")
+            if isinstance(error, errors.PermanentError):
+                return base.write_each(self.write, events, on_outcome)
+            out: list[base.Outcome] = [error] * len(events)
+        else:
+            out, first = [], set()
+            for event_id in ids:
+                # An id twice in one batch: inserted once, the second a duplicate.
+                duplicate = event_id in have or event_id in first
+                first.add(event_id)
+                out.append(DeliveryReceipt(event_id, self.endpoint, duplicate=duplicate))
+        if on_outcome is not None:
+            for n, outcome in enumerate(out):
+                on_outcome(n, outcome)
+        return out
 
     def close(self) -> None:
         if self._engine is not None:
@@ -122,6 +159,12 @@ class SqlOutput:
         if backend == "postgresql":
             return {"connect_timeout": max(1, round(self.config.timeout))}
         return {}
+
+
+def _row(event: Event) -> dict[str, object]:
+    return {"event_id": event.id, "type": event.type, "source": event.source,
+            "subject": event.subject, "payload": base.encode(event).decode("utf-8"),
+            "staged_at": datetime.now(UTC)}
 
 
 def _mapped(exc: sa_exc.DBAPIError, where: str) -> errors.GatewayError:

@@ -77,6 +77,7 @@ class Workers:
     idle_sleep: float = 0.5
     stage_retries: int = 5
     batch: int = 50
+    receipts: str | None = None  # a folder; None: see gateway/pipeline/receipts.folder_for
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from channels import registry
 from channels.base import Output
 from gateway import partners as partners_mod
 from gateway import settings as settings_mod
+from gateway.pipeline import receipts
+from gateway.pipeline.receipts import Journal
 from gateway.store import db
 
 # The work item kinds, shared with the dead-letter tooling: a dead letter's stage is one
@@ -37,6 +39,15 @@ class Context:
     # Partners' remote outboxes (None: the local outbox folder), built on first use; each
     # connects when it first puts a file, and stays connected for the next.
     remote_outboxes: dict[str, RemoteOutbox | None] = field(default_factory=dict)
+    _receipts: Journal | None = None
+
+    @property
+    def receipts(self) -> Journal:
+        """This process's journal of receipts not yet recorded (see pipeline.receipts)."""
+        if self._receipts is None:
+            self._receipts = Journal(receipts.folder_for(self.engine.url,
+                                                         self.settings.workers.receipts))
+        return self._receipts
 
     @classmethod
     def load(cls, config: str | None = None, *, store_url: str | None = None) -> Context:
@@ -80,4 +91,7 @@ class Context:
             if box is not None:
                 box.close()
         self.remote_outboxes.clear()
+        if self._receipts is not None:
+            self._receipts.close()
+            self._receipts = None
         self.engine.dispose()

@@ -1,10 +1,14 @@
-"""The stages with an outside effect: deliver (an event to a destination) and ack (a file to a partner).
+"""The stages with an outside effect: deliver (events to destinations) and ack (files to a partner).
 
-Each is `(ctx, item) -> None` and spans two transactions around the effect: read what to
-send, send it with no transaction open (an ERP call may take seconds, and on SQLite an
-open write transaction would stop every other worker), then record the outcome and finish
-the item in one commit. A crash between the effect and the record repeats the effect
-once: the event id makes the ERP drop it, and the ack file has a fixed name.
+Each takes a batch of items (or one) and spans two transactions around the effect: read
+what to send, send it with no transaction open (an ERP call may take seconds, and on
+SQLite an open write transaction would stop every other worker), then record every
+outcome and finish the items in one commit. A destination's events go to its output at
+once (Output.write_many: one fsync for the file, several requests in flight for HTTP).
+Each receipt is noted in the process's receipt journal as it arrives (see receipts), so a
+crash between the effects and the record does not send the delivered events again; one
+still in flight is sent again, and the event id makes the ERP drop it. An ack file has a
+fixed name: a repeat rewrites it.
 """
 
 from __future__ import annotations
@@ -14,11 +18,16 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from canonical import envelope
-from canonical.errors import GatewayError, PermanentError
+from canonical.errors import PermanentError
 from canonical.redact import redact
+from channels import base
 from channels.base import DeliveryReceipt
 from gateway.pipeline import crash, parking
 from gateway.pipeline.context import Context
@@ -37,74 +46,168 @@ class MissingDelivery(PermanentError):
 Loaded = deliveries.Loaded  # a delivery's status, its destination, the event's envelope
 
 
-def load_deliveries(ctx: Context, items: Sequence[WorkItem]) -> dict[int, Loaded]:
-    """What the deliver items of a batch are to send, read in one transaction, by item id."""
-    by_delivery = {i.delivery_id: i.id for i in items if i.delivery_id is not None}
-    with db.transaction(ctx.engine, write=False) as s:
-        found = deliveries.to_send(s, list(by_delivery))
-    return {by_delivery[d]: loaded for d, loaded in found.items()}
-
-
 def deliver(ctx: Context, item: WorkItem, loaded: Loaded | None = None) -> None:
     """Write one event to one destination; record delivered, retry later, or dead-letter."""
-    worker = item.lease_owner or ""
-    if loaded is None:
-        if item.delivery_id is not None:
-            with db.transaction(ctx.engine, write=False) as s:
-                loaded = deliveries.to_send(s, [item.delivery_id]).get(item.delivery_id)
-        if loaded is None:
-            raise MissingDelivery(f"work item {item.id}: no delivery {item.delivery_id}")
-    status, destination, body = loaded
-    if status != DeliveryStatus.PENDING:
-        with db.transaction(ctx.engine) as s:
-            claims.complete(s, worker, [item.id])  # delivered already: a replay of a done item
-        return
-    event = envelope.from_json(json.dumps(body), check_data=False)
+    _deliver(ctx, [item], {item.id: loaded} if loaded is not None else None)
+
+
+def deliver_many(ctx: Context, items: Sequence[WorkItem]) -> None:
+    """Deliver a batch: each destination's events handed to its output at once, every
+    outcome recorded in one commit of a few statements (see _record)."""
+    _deliver(ctx, items, None)
+
+
+@dataclass
+class _Attempt:
+    """One pending delivery of the batch: what goes where, and how it went."""
+
+    item: WorkItem
+    destination: str
+    event: envelope.Event | None = None
     receipt: DeliveryReceipt | None = None
-    error: BaseException | None = None
+    error: Exception | None = None
+    answered: datetime | None = None  # when the answer came: Retry-After counts from it
+
+
+def _deliver(ctx: Context, items: Sequence[WorkItem], loaded: dict[int, Loaded] | None) -> None:
+    journal = ctx.receipts
+    noted = journal.known({i.delivery_id for i in items if i.delivery_id is not None})
+    if loaded is None or journal.orphans:
+        with db.transaction(ctx.engine, write=False) as s:
+            if loaded is None:
+                by_delivery = {i.delivery_id: i.id for i in items if i.delivery_id is not None}
+                found = deliveries.to_send(s, list(by_delivery))
+                loaded = {by_delivery[d]: row for d, row in found.items()}
+            if journal.orphans:  # after a crash: one more query, until they are all recorded
+                journal.prune(deliveries.pending_among(s, journal.orphaned()))
+    missing = [i for i in items if i.id not in loaded]
+    done = [i for i in items if i.id in loaded and loaded[i.id][0] != DeliveryStatus.PENDING]
+    attempts: list[_Attempt] = []
+    for item in items:
+        if item.id in loaded and loaded[item.id][0] == DeliveryStatus.PENDING:
+            _status, destination, body = loaded[item.id]
+            a = _Attempt(item, destination)
+            try:
+                a.event = envelope.from_json(json.dumps(body), check_data=False)
+            except Exception as exc:  # a stored envelope that no longer reads: retried, then parked
+                a.error, a.answered = exc, db.utcnow()
+            attempts.append(a)
+    for destination in sorted({a.destination for a in attempts}):
+        group = [a for a in attempts if a.destination == destination and a.event is not None]
+        _send(ctx, destination, group, noted)
+    _record(ctx, items[0].lease_owner or "", attempts, done, missing)
+    journal.recorded({i.delivery_id for i in items if i.delivery_id is not None})
+
+
+def _send(ctx: Context, destination: str, group: list[_Attempt],
+          noted: dict[int, DeliveryReceipt]) -> None:
+    """Hand a destination's events to its output at once; each receipt noted as it comes."""
+    todo = []
+    for a in group:
+        known = noted.get(a.item.delivery_id) if a.item.delivery_id is not None else None
+        if known is not None and known.event_id == a.event.id:  # type: ignore[union-attr]
+            # Taken before a crash, never recorded: the destination has it already.
+            a.receipt, a.answered = known, db.utcnow()
+        else:
+            todo.append(a)
+    if not todo:
+        return
+    journal = ctx.receipts
+
+    def on_outcome(n: int, outcome: base.Outcome) -> None:
+        a = todo[n]
+        a.answered = db.utcnow()
+        if isinstance(outcome, DeliveryReceipt):
+            assert a.item.delivery_id is not None
+            # Before the note: a kill here sends this one event again.
+            crash.point("after_erp_2xx_before_record")
+            journal.note(a.item.delivery_id, outcome)
+            a.receipt = outcome
+        else:
+            a.error = outcome
+
     try:
-        receipt = ctx.output(destination).write(event)
-    except GatewayError as exc:
-        error = exc
-    except Exception as exc:  # an output's bug is retried, then parked
-        error = exc
-    # Retry-After counts from the answer, not from when the request left.
-    answered = db.utcnow()
-    if error is None:
-        crash.point("after_erp_2xx_before_record")
-    # Not durable: should a power cut undo this record, the delivery is simply made again,
-    # and the ERP drops the repeat by its event id (module docstring). A killed process
-    # loses nothing committed here.
+        output = ctx.output(destination)
+        base.write_many(output, [a.event for a in todo if a.event is not None], on_outcome)
+    except Exception as exc:  # no such destination, it cannot connect, or a bug: each item's
+        for a in todo:
+            if a.receipt is None and a.error is None:
+                a.error, a.answered = exc, db.utcnow()
+
+
+def _record(ctx: Context, worker: str, attempts: list[_Attempt], done: list[WorkItem],
+            missing: list[WorkItem]) -> None:
+    """Every outcome of a batch in one commit: the items this worker still holds (one
+    statement), one more attempt each (one), the delivered (one executemany), the failed
+    (one or two executemany, then per failed item its retry or its dead letter), and the
+    items finished (one).
+
+    Not durable: should a power cut undo this record, the deliveries are simply made again,
+    and the destination drops the repeats by event id (module docstring). A killed process
+    loses nothing committed here.
+    """
+    ids = [a.item.id for a in attempts] + [i.id for i in (*done, *missing)]
     with db.transaction(ctx.engine, durable=False) as s:
-        assert item.delivery_id is not None
-        counted = deliveries.count_attempt(s, item.delivery_id)
-        assert counted is not None
-        attempts, made_at = counted
-        if receipt is not None:
-            deliveries.delivered(s, item.delivery_id, receipt.status)
-            claims.complete(s, worker, [item.id])
-            return
-        assert error is not None
-        text = parking.describe(error)
-        code = getattr(error, "status", None)
-        dest = ctx.settings.destinations.get(destination)
-        rule = dest.retry if dest else policy.RetryPolicy()
-        decision = policy.decide(rule, attempts, error, answered, made_at)
-        if isinstance(decision, policy.Retry):
-            log.warning("delivery %s to %s, attempt %d: %s; next at %s", item.delivery_id,
-                        destination, attempts, text, decision.at.isoformat())
-            deliveries.failed(s, item.delivery_id, text, code, retry_at=decision.at)
-            claims.fail(s, worker, item.id, text, run_after=decision.at)
-            return
-        deliveries.failed(s, item.delivery_id, text, code, retry_at=None)
-        log.error("delivery %s to %s dead-lettered: %s", item.delivery_id, destination,
-                  redact(decision.reason))
-        endpoint = getattr(ctx.outputs.get(destination), "endpoint", None)
-        parking.park(s, stage="deliver", reason=decision.reason, message_id=item.message_id,
-                     delivery_id=item.delivery_id, work_item_id=item.id,
-                     endpoint=f"{destination} ({endpoint})" if endpoint else destination,
-                     error=error, attempts=attempts)
-        claims.fail(s, worker, item.id, text)
+        held = claims.heartbeat(s, worker, ids, ctx.settings.workers.lease_seconds)
+        if len(held) < len(ids):
+            # Another worker has them now and makes them again; the destination drops the
+            # repeat by event id. The rest is recorded.
+            log.warning("items %s: lease lost to another worker before their record",
+                        sorted(set(ids) - held))
+        attempts = [a for a in attempts if a.item.id in held]
+        counted = deliveries.count_attempts(
+            s, [a.item.delivery_id for a in attempts if a.item.delivery_id is not None])
+        deliveries.delivered_many(s, [(a.item.delivery_id, a.receipt.status) for a in attempts
+                                      if a.receipt is not None and a.item.delivery_id is not None])
+        failures = []
+        finished = [a.item.id for a in attempts if a.receipt is not None]
+        finished += [i.id for i in done if i.id in held]  # delivered already: a replay
+        for a in attempts:
+            if a.receipt is None:
+                assert a.item.delivery_id is not None and a.error is not None
+                failures.append((a, *counted[a.item.delivery_id]))
+        decided = [(a, n, _decide(ctx, a, n, made_at)) for a, n, made_at in failures]
+        deliveries.failed_many(s, [
+            (a.item.delivery_id, parking.describe(a.error), getattr(a.error, "status", None),
+             d.at if isinstance(d, policy.Retry) else None)
+            for a, _, d in decided])  # type: ignore[misc]
+        for a, n, decision in decided:
+            _failed(ctx, s, worker, a, n, decision)
+        for item in (i for i in missing if i.id in held):
+            error = MissingDelivery(f"work item {item.id}: no delivery {item.delivery_id}")
+            log.error("%s", error)
+            parking.park(s, stage="deliver", reason=str(error), message_id=item.message_id,
+                         delivery_id=item.delivery_id, work_item_id=item.id, error=error,
+                         attempts=item.attempts)
+            claims.fail(s, worker, item.id, parking.describe(error))
+        claims.complete(s, worker, finished)
+
+
+def _decide(ctx: Context, a: _Attempt, attempts: int, made_at: datetime) -> policy.Decision:
+    dest = ctx.settings.destinations.get(a.destination)
+    rule = dest.retry if dest else policy.RetryPolicy()
+    assert a.error is not None and a.answered is not None
+    return policy.decide(rule, attempts, a.error, a.answered, made_at)
+
+
+def _failed(ctx: Context, s: Session, worker: str, a: _Attempt, attempts: int,
+            decision: policy.Decision) -> None:
+    """A failed attempt's retry, or its dead letter (its delivery row is written already)."""
+    assert a.error is not None
+    text = parking.describe(a.error)
+    if isinstance(decision, policy.Retry):
+        log.warning("delivery %s to %s, attempt %d: %s; next at %s", a.item.delivery_id,
+                    a.destination, attempts, text, decision.at.isoformat())
+        claims.fail(s, worker, a.item.id, text, run_after=decision.at)
+        return
+    log.error("delivery %s to %s dead-lettered: %s", a.item.delivery_id, a.destination,
+              redact(decision.reason))
+    endpoint = getattr(ctx.outputs.get(a.destination), "endpoint", None)
+    parking.park(s, stage="deliver", reason=decision.reason, message_id=a.item.message_id,
+                 delivery_id=a.item.delivery_id, work_item_id=a.item.id,
+                 endpoint=f"{a.destination} ({endpoint})" if endpoint else a.destination,
+                 error=a.error, attempts=attempts)
+    claims.fail(s, worker, a.item.id, text)
 
 
 def ack(ctx: Context, item: WorkItem) -> None:
@@ -182,4 +285,5 @@ def _send(ctx: Context, item: WorkItem) -> None:
 EFFECTS: dict[str, Effect] = {"deliver": deliver, "ack": ack, "send": _send}
 # Effects that can take a batch of items at once (all or nothing; the worker runs the
 # items one by one when a batch fails).
-BATCHED: dict[str, Callable[[Context, Sequence[WorkItem]], None]] = {"ack": ack_many}
+BATCHED: dict[str, Callable[[Context, Sequence[WorkItem]], None]] = {
+    "ack": ack_many, "deliver": deliver_many}

@@ -158,15 +158,8 @@ class Worker:
                 if stage is not None and len(items) > 1:
                     self.run_batch(stage, items)
                 elif kind in outbound.BATCHED and len(items) > 1:
+                    # deliver and ack: the batch's effects together, one record.
                     self.run_effects(outbound.BATCHED[kind], items)
-                elif kind == "deliver" and len(items) > 1:
-                    try:
-                        loaded = outbound.load_deliveries(self.ctx, items)
-                    except Exception as exc:  # each item reads its own, and fails on its own
-                        log.warning("loading %d deliveries failed: %s", len(items), exc)
-                        loaded = {}
-                    for item in items:
-                        self.run_one(item, loaded.get(item.id))
                 else:
                     for item in items:
                         self.run_one(item)

@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gateway.store import db
@@ -56,3 +56,52 @@ def failed(session: Session, delivery_id: int, error: str, status_code: int | No
         values["status"] = DeliveryStatus.DEAD
     session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values),
                     execution_options={"synchronize_session": False})
+
+
+def count_attempts(session: Session, delivery_ids: Collection[int]) -> dict[int, tuple[int, datetime]]:
+    """Count one more attempt of each of these deliveries, in one statement: by id, the
+    attempts so far, this one included, and when the delivery was made (an id not in the
+    store is left out)."""
+    if not delivery_ids:
+        return {}
+    rows = session.execute(update(Delivery).where(Delivery.id.in_(list(delivery_ids)))
+                           .values(attempts=Delivery.attempts + 1)
+                           .returning(Delivery.id, Delivery.attempts, Delivery.created_at),
+                           execution_options={"synchronize_session": False}).all()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def delivered_many(session: Session, outcomes: Sequence[tuple[int, int | None]]) -> None:
+    """These deliveries' destinations took them: (delivery id, status code) each, delivered
+    now, in one executemany."""
+    if not outcomes:
+        return
+    t = Delivery.__table__
+    session.execute(update(t).where(t.c.id == bindparam("b_id")).values(
+        status=DeliveryStatus.DELIVERED, delivered_at=db.utcnow(),
+        last_status_code=bindparam("b_code"), last_error=None),
+        [{"b_id": d, "b_code": code} for d, code in outcomes])
+
+
+def failed_many(session: Session, outcomes: Sequence[tuple[int, str, int | None, datetime | None]]) -> None:
+    """Failed attempts: (delivery id, error, status code, retry at) each, tried again at
+    `retry at` or, without one, dead (parked); one executemany for each of the two."""
+    t = Delivery.__table__
+    retried = [{"b_id": d, "b_error": e, "b_code": c, "b_at": at}
+               for d, e, c, at in outcomes if at is not None]
+    dead = [{"b_id": d, "b_error": e, "b_code": c} for d, e, c, at in outcomes if at is None]
+    values = {"last_error": bindparam("b_error"), "last_status_code": bindparam("b_code")}
+    if retried:
+        session.execute(update(t).where(t.c.id == bindparam("b_id"))
+                        .values(next_attempt_at=bindparam("b_at"), **values), retried)
+    if dead:
+        session.execute(update(t).where(t.c.id == bindparam("b_id"))
+                        .values(status=DeliveryStatus.DEAD, **values), dead)
+
+
+def pending_among(session: Session, delivery_ids: Collection[int]) -> set[int]:
+    """Those of these deliveries that are still to be made."""
+    if not delivery_ids:
+        return set()
+    return set(session.scalars(select(Delivery.id).where(
+        Delivery.id.in_(list(delivery_ids)), Delivery.status == DeliveryStatus.PENDING)))

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from canonical import envelope, errors
-from channels import config, registry
-from channels.base import Input, Output
+from channels import base, config, registry
+from channels.base import DeliveryReceipt, Input, Output
 from channels.erp_sim import SimulatorHandle, running_simulator
 
 pytestmark = pytest.mark.unit
@@ -132,6 +132,20 @@ def test_distinct_events_are_distinct_effects(output: Output, rig: Rig) -> None:
     output.connect()
     for n in range(1, 4):
         assert not output.write(event(n)).duplicate
+    assert rig.effects() == 3
+
+
+def test_a_batch_gives_each_event_its_own_outcome(output: Output, rig: Rig) -> None:
+    output.connect()
+    output.write(event(1))
+    told: list[int] = []
+    got = base.write_many(output, [event(1), event(2), unwritable_event(), event(3)],
+                          lambda n, _: told.append(n))
+    assert sorted(told) == [0, 1, 2, 3]  # each outcome told once
+    receipts = [g for g in got if isinstance(g, DeliveryReceipt)]
+    assert [(r.event_id, r.duplicate) for r in receipts] == [
+        (event(1).id, True), (event(2).id, False), (event(3).id, False)]
+    assert isinstance(got[2], errors.PermanentError)
     assert rig.effects() == 3
 
 
