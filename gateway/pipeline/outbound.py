@@ -276,13 +276,13 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _send(ctx: Context, item: WorkItem) -> None:
+def _send_order(ctx: Context, item: WorkItem) -> None:
     from gateway.pipeline import send  # it writes files with write_atomically, above
 
     send.send(ctx, item)
 
 
-EFFECTS: dict[str, Effect] = {"deliver": deliver, "ack": ack, "send": _send}
+EFFECTS: dict[str, Effect] = {"deliver": deliver, "ack": ack, "send": _send_order}
 # Effects that can take a batch of items at once (all or nothing; the worker runs the
 # items one by one when a batch fails).
 BATCHED: dict[str, Callable[[Context, Sequence[WorkItem]], None]] = {
