@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session
 
 from canonical.errors import InputError, PermanentError, X12ReadError
+from gateway.chains import correlate as chain_hooks
 from gateway.partners import Partner
 from gateway.pipeline import parking, routing
 from gateway.pipeline.context import Context
@@ -277,6 +278,7 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
             failed.append(r)
     # One statement for all (a small message's events fit in memory; see streaming for large).
     store_events.add_events(session, msg.id, msg.partner, made)
+    chain_hooks.observe(session, ctx.partners, made, message_id=msg.id)  # PO chains: exceptions kept with the message
     if made:
         claims.enqueue_once(session, "route", message_id=msg.id)
     if failed:

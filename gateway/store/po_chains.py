@@ -1,0 +1,248 @@
+"""Purchase order chains in the store: chains, their documents and lines, the findings
+emitted (once each, by key) and the deadlines (claimed with SKIP LOCKED on PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gateway.store import db
+from gateway.store.models import (
+    Event,
+    PoChain,
+    PoChainDeadline,
+    PoChainDocument,
+    PoChainFinding,
+    PoChainLine,
+)
+
+PENDING, MET, FIRED = "pending", "met", "fired"
+
+
+@dataclass(frozen=True)
+class StoredLine:
+    line_number: str | None
+    item_ids: list[dict[str, str]]
+    quantity: str | None
+    unit: str | None
+    unit_price: str | None
+    dates: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: int
+    type: str
+    doc_key: str
+    number: str | None
+    x12control: str | None
+    message_id: int | None
+    at: datetime
+    facts: dict[str, Any]
+    lines: list[StoredLine]
+
+
+def chain(session: Session, partner: str, po_number: str, *, state: str,
+          now: datetime) -> int:
+    """The chain's id, made (in state) if it is new."""
+    found = session.scalar(select(PoChain.id).where(PoChain.partner == partner,
+                                                    PoChain.po_number == po_number))
+    if found is not None:
+        return found
+    made = session.scalar(db.insert_new(session, PoChain, PoChain.partner, PoChain.po_number)
+                          .values(partner=partner, po_number=po_number, state=state,
+                                  opened_at=now, updated_at=now).returning(PoChain.id))
+    if made is not None:
+        return made
+    # Another transaction made it first (PostgreSQL): it is committed now.
+    return session.scalar(select(PoChain.id).where(PoChain.partner == partner,
+                                                   PoChain.po_number == po_number))  # type: ignore[return-value]
+
+
+def find(session: Session, partner: str, po_number: str) -> PoChain | None:
+    """The chain of this partner and PO number, if any."""
+    return session.scalar(select(PoChain).where(PoChain.partner == partner,
+                                                PoChain.po_number == po_number))
+
+
+def set_state(session: Session, chain_id: int, state: str, now: datetime,
+              direction: str | None = None) -> None:
+    """The chain's state (and direction, once its PO is in) as its checks last saw it."""
+    values: dict[str, Any] = {"state": state, "updated_at": now}
+    if direction:
+        values["direction"] = direction
+    session.execute(update(PoChain).where(PoChain.id == chain_id).values(**values),
+                    execution_options={"synchronize_session": False})
+
+
+def add_document(session: Session, chain_id: int, *, type: str, doc_key: str,
+                 number: str | None, x12control: str | None, message_id: int | None,
+                 at: datetime, facts: dict[str, Any], lines: Sequence[dict[str, Any]],
+                 now: datetime) -> bool:
+    """Keep a document and its lines once; whether it was new to the chain."""
+    doc_id = session.scalar(
+        db.insert_new(session, PoChainDocument, PoChainDocument.chain_id,
+                      PoChainDocument.type, PoChainDocument.doc_key)
+        .values(chain_id=chain_id, type=type, doc_key=doc_key, number=number,
+                x12control=x12control, message_id=message_id, at=at, observed_at=now,
+                facts=facts).returning(PoChainDocument.id))
+    if doc_id is None:
+        return False
+    if lines:
+        session.execute(PoChainLine.__table__.insert(),
+                        [{"document_id": doc_id, **ln} for ln in lines])
+    return True
+
+
+def documents(session: Session, chain_id: int) -> list[StoredDocument]:
+    """The chain's documents with their lines, in the order they were observed."""
+    docs = session.execute(select(PoChainDocument).where(PoChainDocument.chain_id == chain_id)
+                           .order_by(PoChainDocument.id)).scalars().all()
+    if not docs:
+        return []
+    by_doc: dict[int, list[StoredLine]] = {d.id: [] for d in docs}
+    rows = session.execute(select(PoChainLine.document_id, PoChainLine.line_number,
+                                  PoChainLine.item_ids, PoChainLine.quantity, PoChainLine.unit,
+                                  PoChainLine.unit_price, PoChainLine.dates)
+                           .where(PoChainLine.document_id.in_(list(by_doc)))
+                           .order_by(PoChainLine.id))
+    for row in rows:
+        by_doc[row[0]].append(StoredLine(*row[1:]))
+    return [StoredDocument(d.id, d.type, d.doc_key, d.number, d.x12control, d.message_id, d.at,
+                           d.facts, by_doc[d.id]) for d in docs]
+
+
+def finding_keys(session: Session, chain_id: int) -> set[str]:
+    """The keys of the findings emitted for the chain so far."""
+    return set(session.scalars(select(PoChainFinding.finding_key)
+                               .where(PoChainFinding.chain_id == chain_id)))
+
+
+def add_findings(session: Session, chain_id: int, found: Iterable[tuple[str, str, str]], *,
+                 now: datetime, routed: bool) -> list[str]:
+    """Keep (key, kind, event id) findings once per key (their events already kept); the
+    keys that were new. routed: their events have deliveries, or a message's route stage
+    will make them."""
+    out = []
+    for key, kind, event_id in found:
+        made = session.scalar(
+            db.insert_new(session, PoChainFinding, PoChainFinding.chain_id,
+                          PoChainFinding.finding_key)
+            .values(chain_id=chain_id, finding_key=key, kind=kind, event_id=event_id,
+                    created_at=now, routed_at=now if routed else None)
+            .returning(PoChainFinding.finding_key))
+        if made is not None:
+            out.append(made)
+    return out
+
+
+def findings(session: Session, chain_id: int) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(key, kind, event id, envelope) of the chain's findings, in the order emitted."""
+    rows = session.execute(select(PoChainFinding.finding_key, PoChainFinding.kind,
+                                  PoChainFinding.event_id, Event.envelope)
+                           .join(Event, Event.event_id == PoChainFinding.event_id)
+                           .where(PoChainFinding.chain_id == chain_id)
+                           .order_by(PoChainFinding.id))
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def claim_unrouted(session: Session, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+    """(finding id, event id, envelope) of findings whose events have no deliveries yet,
+    locked for this transaction (others skip them on PostgreSQL)."""
+    q = (select(PoChainFinding.id, PoChainFinding.event_id, Event.envelope)
+         .join(Event, Event.event_id == PoChainFinding.event_id)
+         .where(PoChainFinding.routed_at.is_(None)).order_by(PoChainFinding.id).limit(limit))
+    if not db.is_sqlite(session):
+        q = q.with_for_update(of=PoChainFinding, skip_locked=True)
+    return [tuple(r) for r in session.execute(q)]  # type: ignore[misc]
+
+
+def mark_routed(session: Session, finding_ids: Sequence[int], now: datetime) -> None:
+    """These findings' events have their deliveries now."""
+    if finding_ids:
+        session.execute(update(PoChainFinding).where(PoChainFinding.id.in_(list(finding_ids)))
+                        .values(routed_at=now), execution_options={"synchronize_session": False})
+
+
+def add_deadlines(session: Session, chain_id: int,
+                  due: Iterable[tuple[str, datetime, float]]) -> None:
+    """Pending deadlines (kind, due_at, hours) for the chain; a kind it has already is kept."""
+    rows = [{"chain_id": chain_id, "kind": k, "state": PENDING, "due_at": at, "hours": h}
+            for k, at, h in due]
+    if rows:
+        session.execute(db.insert_new(session, PoChainDeadline, PoChainDeadline.chain_id,
+                                      PoChainDeadline.kind), rows)
+
+
+def meet(session: Session, chain_id: int, kind: str, at: datetime) -> None:
+    """The document a pending deadline waited for came in."""
+    session.execute(update(PoChainDeadline).where(
+        PoChainDeadline.chain_id == chain_id, PoChainDeadline.kind == kind,
+        PoChainDeadline.state == PENDING).values(state=MET, closed_at=at),
+        execution_options={"synchronize_session": False})
+
+
+@dataclass(frozen=True)
+class Due:
+    id: int
+    chain_id: int
+    partner: str
+    po_number: str
+    kind: str
+    due_at: datetime
+    hours: float
+
+
+def claim_due(session: Session, now: datetime, limit: int) -> list[Due]:
+    """Pending deadlines due by now, oldest first, locked for this transaction (others
+    skip them on PostgreSQL; SQLite has one writer at a time)."""
+    q = (select(PoChainDeadline.id, PoChainDeadline.chain_id, PoChain.partner,
+                PoChain.po_number, PoChainDeadline.kind, PoChainDeadline.due_at,
+                PoChainDeadline.hours)
+         .join(PoChain, PoChain.id == PoChainDeadline.chain_id)
+         .where(PoChainDeadline.state == PENDING, PoChainDeadline.due_at <= now)
+         .order_by(PoChainDeadline.due_at, PoChainDeadline.id).limit(limit))
+    if not db.is_sqlite(session):
+        q = q.with_for_update(of=PoChainDeadline, skip_locked=True)
+    return [Due(*row) for row in session.execute(q)]
+
+
+def fire(session: Session, deadline_id: int, now: datetime) -> bool:
+    """Mark a claimed deadline fired; False if it was met or fired meanwhile."""
+    done = session.execute(update(PoChainDeadline).where(
+        PoChainDeadline.id == deadline_id, PoChainDeadline.state == PENDING)
+        .values(state=FIRED, closed_at=now), execution_options={"synchronize_session": False})
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def deadlines(session: Session, chain_id: int) -> list[tuple[str, str, datetime, datetime | None]]:
+    """(kind, state, due_at, closed_at) of the chain's deadlines."""
+    rows = session.execute(select(PoChainDeadline.kind, PoChainDeadline.state,
+                                  PoChainDeadline.due_at, PoChainDeadline.closed_at)
+                           .where(PoChainDeadline.chain_id == chain_id)
+                           .order_by(PoChainDeadline.id))
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def of_po(session: Session, po_number: str, partner: str | None = None) -> list[PoChain]:
+    """The chains with this PO number (one per partner), or the partner's one."""
+    q = select(PoChain).where(PoChain.po_number == po_number)
+    if partner is not None:
+        q = q.where(PoChain.partner == partner)
+    return list(session.scalars(q.order_by(PoChain.partner)))
+
+
+def listing(session: Session, *, open_only: bool, partner: str | None = None,
+            limit: int = 100) -> list[PoChain]:
+    """Chains, newest first; open_only: those not yet matched (waiting or open)."""
+    q = select(PoChain)
+    if open_only:
+        q = q.where(PoChain.state != "matched")
+    if partner is not None:
+        q = q.where(PoChain.partner == partner)
+    return list(session.scalars(q.order_by(PoChain.id.desc()).limit(limit)))
