@@ -49,9 +49,14 @@ class StoredDocument:
 
 def chain(session: Session, partner: str, po_number: str, *, state: str,
           now: datetime) -> int:
-    """The chain's id, made (in state) if it is new."""
-    found = session.scalar(select(PoChain.id).where(PoChain.partner == partner,
-                                                    PoChain.po_number == po_number))
+    """The chain's id, made (in state) if it is new, and locked to this transaction until
+    it ends: documents of one chain are checked one transaction after another, each
+    seeing the ones before (two at once would each miss the other). SQLite has one
+    writer at a time anyway."""
+    q = select(PoChain.id).where(PoChain.partner == partner, PoChain.po_number == po_number)
+    if not db.is_sqlite(session):
+        q = q.with_for_update()
+    found = session.scalar(q)
     if found is not None:
         return found
     made = session.scalar(db.insert_new(session, PoChain, PoChain.partner, PoChain.po_number)
@@ -59,9 +64,8 @@ def chain(session: Session, partner: str, po_number: str, *, state: str,
                                   opened_at=now, updated_at=now).returning(PoChain.id))
     if made is not None:
         return made
-    # Another transaction made it first (PostgreSQL): it is committed now.
-    return session.scalar(select(PoChain.id).where(PoChain.partner == partner,
-                                                   PoChain.po_number == po_number))  # type: ignore[return-value]
+    # Another transaction made it first (PostgreSQL): it is committed now; wait for its lock.
+    return session.scalar(q)  # type: ignore[return-value]
 
 
 def find(session: Session, partner: str, po_number: str) -> PoChain | None:
