@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from canonical import schemas
 from canonical.errors import InputError, PermanentError
-from gateway.chains import correlate, variances
+from gateway.chains import correlate, readings, variances
 from gateway.partners import Partners
 from gateway.settings import Route
 from gateway.store import po_chains
@@ -81,6 +83,9 @@ def post_receipt(session: Session, partners: Partners, routes: Sequence[Route],
     if not isinstance(data, Mapping) or not isinstance(data.get("po_number"), str):
         raise InputError("a goods receipt is a JSON object with a po_number "
                          "(canonical goods_receipt.v1)")
+    schemas.check(readings.GOODS_RECEIPT, data)
+    if "\\u0000" in json.dumps(data):  # no database text holds NUL
+        raise InputError("a goods receipt cannot contain NUL characters")
     if partner is None:
         found = po_chains.of_po(session, data["po_number"])
         if not found:
