@@ -3,6 +3,7 @@ its conf/partners/<id>.yaml), with defaults when the block or a key is absent.""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Literal
 
@@ -64,3 +65,20 @@ class ChainPolicy(ChannelConfig):
 
 
 DEFAULT = ChainPolicy()
+
+
+def reference_table() -> str:
+    """The `chains:` block's reference, as docs/chains.md holds it (a test keeps it current)."""
+    from channels import config
+
+    def value(v: object) -> str:
+        if isinstance(v, ChannelConfig):
+            v = v.model_dump(mode="json")
+        return "" if v is None else "`" + json.dumps(v, default=str) + "`"
+
+    lines = ["| key | default | example | description |", "|---|---|---|---|"]
+    for model, prefix in ((ChainPolicy, ""), (Tolerance, "<tolerance>.")):
+        for row in config.describe(model):
+            lines.append(f"| `{prefix}{row.name}` | {value(row.default)} | {value(row.example)} "
+                         f"| {row.description} |")
+    return "\n".join(lines) + "\n"
