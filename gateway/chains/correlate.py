@@ -66,7 +66,8 @@ def observe(session: Session, partners: Partners | None,
             routes: Sequence[Route] | None = None,
             now: datetime | None = None) -> list[CloudEvent]:
     """A message's events join their chains (850, 855 by BAK03, 856 per order level, 810 by
-    BIG04); the new exception events, kept with the message (see the module docstring)."""
+    BIG04); the new exception events, kept with the message (see the module docstring).
+    Set-based: a page of events costs a few statements, not a few per event."""
     now = now or db.utcnow()
     grouped: dict[tuple[str, str], list[r.Reading]] = defaultdict(list)
     for ev in events:
@@ -76,11 +77,10 @@ def observe(session: Session, partners: Partners | None,
         for rd in r.of_event(name, data, event_id=event_id, at=_time(when, now),
                              x12control=control):
             grouped[(partner, rd.po_number)].append(rd)
-    out: list[CloudEvent] = []
-    for (partner, po_number), found in grouped.items():
-        out += join(session, partner, po_number, found, policy_of(partners, partner),
-                    message_id=message_id, routes=routes, now=now)
-    return out
+    if not grouped:
+        return []
+    policies = {p: policy_of(partners, p) for p, _ in grouped}
+    return join_many(session, grouped, policies, message_id=message_id, routes=routes, now=now)
 
 
 def join(session: Session, partner: str, po_number: str, found: Sequence[r.Reading],
@@ -88,61 +88,97 @@ def join(session: Session, partner: str, po_number: str, found: Sequence[r.Readi
          routes: Sequence[Route] | None = None, now: datetime,
          direction: str = "inbound") -> list[CloudEvent]:
     """Documents of one chain kept (once each), the chain checked; the new exception events."""
-    chain_id = po_chains.chain(session, partner, po_number, state=variances.WAITING, now=now)
-    new = [rd for rd in found if po_chains.add_document(
-        session, chain_id, type=rd.type, doc_key=rd.doc_key, number=rd.number,
-        x12control=rd.x12control, message_id=message_id, at=rd.at,
-        facts=rd.facts | ({"direction": direction} if rd.type == r.PURCHASE_ORDER else {}),
-        lines=[vars(ln) for ln in rd.lines], now=now)]
+    return join_many(session, {(partner, po_number): list(found)}, {partner: policy},
+                     message_id=message_id, routes=routes, now=now, direction=direction)
+
+
+def join_many(session: Session, grouped: Mapping[tuple[str, str], Sequence[r.Reading]],
+              policies: Mapping[str, ChainPolicy], *, message_id: int | None,
+              routes: Sequence[Route] | None, now: datetime,
+              direction: str = "inbound") -> list[CloudEvent]:
+    """Documents kept in their chains (once each); the chains that gained one checked; the
+    new exception events."""
+    ids = po_chains.chains(session, list(grouped), state=variances.WAITING, now=now)
+    rows, lines, owners = [], [], []
+    for key, found in grouped.items():
+        chain_id = ids[key][0]
+        for rd in found:
+            rows.append({"chain_id": chain_id, "type": rd.type, "doc_key": rd.doc_key,
+                         "number": rd.number, "x12control": rd.x12control,
+                         "message_id": message_id, "at": rd.at, "observed_at": now,
+                         "facts": rd.facts | ({"direction": direction}
+                                              if rd.type == r.PURCHASE_ORDER else {})})
+            lines.append([vars(ln) for ln in rd.lines])
+            owners.append((key, rd))
+    new = [owners[n] for n in po_chains.add_documents(session, rows, lines)]
     if not new:
-        return []  # seen before (a replay): nothing has changed
-    for rd in new:
-        if rd.type == r.PO_ACK:
-            po_chains.meet(session, chain_id, PO_ACK, rd.at)
-    return settle(session, chain_id, partner, po_number, policy, message_id=message_id,
-                  routes=routes, now=now)
+        return []  # all seen before (a replay): nothing has changed
+    po_chains.meet_many(session, [(ids[key][0], PO_ACK, rd.at) for key, rd in new
+                                  if rd.type == r.PO_ACK])
+    changed = list(dict.fromkeys(key for key, _ in new))
+    stored = po_chains.documents_of(session, [ids[k][0] for k in changed])
+    states, found_by_chain = [], []
+    for key in changed:
+        chain_id, old_state, old_direction = ids[key]
+        docs = readings_of(stored.get(chain_id, []))
+        pos = [d for d in variances.ordered_docs(docs) if d.type == r.PURCHASE_ORDER]
+        state = variances.state(docs)
+        now_direction = pos[-1].facts.get("direction") if pos else None
+        if state != old_state or (now_direction and now_direction != old_direction):
+            states.append((chain_id, state, now_direction))
+        found = variances.evaluate(key[0], key[1], docs, policies[key[0]])
+        if found:
+            found_by_chain.append((chain_id, key[0], key[1], found))
+    po_chains.set_states(session, states, now)
+    return emit_many(session, found_by_chain, message_id=message_id, routes=routes, now=now)
 
 
 def readings_of(stored: Sequence[po_chains.StoredDocument]) -> list[r.Reading]:
+    """A chain's stored documents as the checks read them."""
     return [r.Reading(d.type, "", d.doc_key, d.at, d.number, d.x12control, d.facts,
                       [r.LineReading(ln.line_number, ln.item_ids, ln.quantity, ln.unit,
                                      ln.unit_price, ln.dates) for ln in d.lines])
             for d in stored]
 
 
-def settle(session: Session, chain_id: int, partner: str, po_number: str,
-           policy: ChainPolicy, *, message_id: int | None, routes: Sequence[Route] | None,
-           now: datetime, extra: Sequence[variances.Finding] = ()) -> list[CloudEvent]:
-    """Check the chain, keep its state, emit the findings not emitted before."""
-    docs = readings_of(po_chains.documents(session, chain_id))
-    pos = [d for d in variances.ordered_docs(docs) if d.type == r.PURCHASE_ORDER]
-    po_chains.set_state(session, chain_id, variances.state(docs), now,
-                        pos[-1].facts.get("direction") if pos else None)
-    found = [*variances.evaluate(partner, po_number, docs, policy), *extra]
-    return emit(session, chain_id, partner, po_number, found, message_id=message_id,
-                routes=routes, now=now)
-
-
 def emit(session: Session, chain_id: int, partner: str, po_number: str,
          found: Sequence[variances.Finding], *, message_id: int | None,
          routes: Sequence[Route] | None, now: datetime,
          at: datetime | None = None) -> list[CloudEvent]:
-    """Findings not emitted before, as exception events kept (and routed when routes are
-    given) in this transaction."""
-    done = po_chains.finding_keys(session, chain_id)
-    fresh = {f.key: f for f in found if f.key not in done}
-    if not fresh:
+    """Findings of one chain not emitted before, as exception events kept (and routed when
+    routes are given) in this transaction."""
+    return emit_many(session, [(chain_id, partner, po_number, found)], message_id=message_id,
+                     routes=routes, now=now, at=at)
+
+
+def emit_many(session: Session,
+              found: Sequence[tuple[int, str, str, Sequence[variances.Finding]]], *,
+              message_id: int | None, routes: Sequence[Route] | None, now: datetime,
+              at: datetime | None = None) -> list[CloudEvent]:
+    """(chain id, partner, PO number, findings): those not emitted before kept as
+    exception events, routed when routes are given, each finding recorded once (the
+    chains are locked to this transaction, see po_chains.chain)."""
+    found = [f for f in found if f[3]]
+    if not found:
         return []
-    made = [exception_event(partner, po_number, f, at=at) for f in fresh.values()]
-    store_events.add_events(session, message_id, partner, made)  # type: ignore[arg-type]
+    done = po_chains.finding_keys_of(session, [f[0] for f in found])
+    made: list[CloudEvent] = []
+    rows = []
+    for chain_id, partner, po_number, findings in found:
+        seen = done.get(chain_id, set())
+        for f in {f.key: f for f in findings if f.key not in seen}.values():
+            event = exception_event(partner, po_number, f, at=at)
+            made.append(event)
+            rows.append((chain_id, f.key, f.kind, event.id))
+    if not made:
+        return []
+    store_events.add_events(session, message_id, made[0].partner or "", made)  # type: ignore[arg-type]
     if routes is not None:
         store_events.add_deliveries(session, message_id, [  # type: ignore[arg-type]
             (e.id, d) for e in made for d in routing.destinations(routes, e.to_dict())])
-    kept = set(po_chains.add_findings(
-        session, chain_id, [(f.key, f.kind, e.id) for f, e in zip(fresh.values(), made,
-                                                                  strict=True)],
-        now=now, routed=routes is not None or message_id is not None))
-    return [e for f, e in zip(fresh.values(), made, strict=True) if f.key in kept]
+    po_chains.add_findings(session, None, rows, now=now,
+                           routed=routes is not None or message_id is not None)
+    return made
 
 
 def exception_event(partner: str, po_number: str, f: variances.Finding, *,

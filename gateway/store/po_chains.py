@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from gateway.store import db
@@ -68,22 +68,6 @@ def chain(session: Session, partner: str, po_number: str, *, state: str,
     return session.scalar(q)  # type: ignore[return-value]
 
 
-def find(session: Session, partner: str, po_number: str) -> PoChain | None:
-    """The chain of this partner and PO number, if any."""
-    return session.scalar(select(PoChain).where(PoChain.partner == partner,
-                                                PoChain.po_number == po_number))
-
-
-def set_state(session: Session, chain_id: int, state: str, now: datetime,
-              direction: str | None = None) -> None:
-    """The chain's state (and direction, once its PO is in) as its checks last saw it."""
-    values: dict[str, Any] = {"state": state, "updated_at": now}
-    if direction:
-        values["direction"] = direction
-    session.execute(update(PoChain).where(PoChain.id == chain_id).values(**values),
-                    execution_options={"synchronize_session": False})
-
-
 def add_document(session: Session, chain_id: int, *, type: str, doc_key: str,
                  number: str | None, x12control: str | None, message_id: int | None,
                  at: datetime, facts: dict[str, Any], lines: Sequence[dict[str, Any]],
@@ -105,44 +89,122 @@ def add_document(session: Session, chain_id: int, *, type: str, doc_key: str,
 
 def documents(session: Session, chain_id: int) -> list[StoredDocument]:
     """The chain's documents with their lines, in the order they were observed."""
-    docs = session.execute(select(PoChainDocument).where(PoChainDocument.chain_id == chain_id)
-                           .order_by(PoChainDocument.id)).scalars().all()
-    if not docs:
-        return []
-    by_doc: dict[int, list[StoredLine]] = {d.id: [] for d in docs}
-    rows = session.execute(select(PoChainLine.document_id, PoChainLine.line_number,
-                                  PoChainLine.item_ids, PoChainLine.quantity, PoChainLine.unit,
-                                  PoChainLine.unit_price, PoChainLine.dates)
-                           .where(PoChainLine.document_id.in_(list(by_doc)))
-                           .order_by(PoChainLine.id))
-    for row in rows:
-        by_doc[row[0]].append(StoredLine(*row[1:]))
-    return [StoredDocument(d.id, d.type, d.doc_key, d.number, d.x12control, d.message_id, d.at,
-                           d.facts, by_doc[d.id]) for d in docs]
+    return documents_of(session, [chain_id]).get(chain_id, [])
 
 
-def finding_keys(session: Session, chain_id: int) -> set[str]:
-    """The keys of the findings emitted for the chain so far."""
-    return set(session.scalars(select(PoChainFinding.finding_key)
-                               .where(PoChainFinding.chain_id == chain_id)))
-
-
-def add_findings(session: Session, chain_id: int, found: Iterable[tuple[str, str, str]], *,
-                 now: datetime, routed: bool) -> list[str]:
-    """Keep (key, kind, event id) findings once per key (their events already kept); the
-    keys that were new. routed: their events have deliveries, or a message's route stage
-    will make them."""
-    out = []
-    for key, kind, event_id in found:
-        made = session.scalar(
-            db.insert_new(session, PoChainFinding, PoChainFinding.chain_id,
-                          PoChainFinding.finding_key)
-            .values(chain_id=chain_id, finding_key=key, kind=kind, event_id=event_id,
-                    created_at=now, routed_at=now if routed else None)
-            .returning(PoChainFinding.finding_key))
-        if made is not None:
-            out.append(made)
+def documents_of(session: Session, chain_ids: Sequence[int]) -> dict[int, list[StoredDocument]]:
+    """The documents with their lines of each of these chains, in the order observed
+    (two statements for all)."""
+    if not chain_ids:
+        return {}
+    d = PoChainDocument.__table__.c
+    docs = session.execute(select(d.id, d.chain_id, d.type, d.doc_key, d.number, d.x12control,
+                                  d.message_id, d.at, d.facts)
+                           .where(d.chain_id.in_(list(chain_ids))).order_by(d.id)).all()
+    lines: dict[int, list[StoredLine]] = {row[0]: [] for row in docs}
+    if docs:
+        c = PoChainLine.__table__.c
+        for row in session.execute(select(c.document_id, c.line_number, c.item_ids, c.quantity,
+                                          c.unit, c.unit_price, c.dates)
+                                   .where(c.document_id.in_(list(lines))).order_by(c.id)):
+            lines[row[0]].append(StoredLine(*row[1:]))
+    out: dict[int, list[StoredDocument]] = {}
+    for row in docs:
+        at = row[7] if row[7].tzinfo else row[7].replace(tzinfo=UTC)
+        out.setdefault(row[1], []).append(StoredDocument(
+            row[0], row[2], row[3], row[4], row[5], row[6], at, row[8], lines[row[0]]))
     return out
+
+
+def chains(session: Session, keys: Sequence[tuple[str, str]], *, state: str,
+           now: datetime) -> dict[tuple[str, str], tuple[int, str, str | None]]:
+    """(id, state, direction) of the chain of each (partner, PO number), the missing ones
+    made (in state); all locked to this transaction as chain() does."""
+    c = PoChain.__table__.c
+
+    def found() -> dict[tuple[str, str], tuple[int, str, str | None]]:
+        q = (select(c.id, c.partner, c.po_number, c.state, c.direction)
+             .where(tuple_(c.partner, c.po_number).in_(list(keys))).order_by(c.id))
+        if not db.is_sqlite(session):
+            q = q.with_for_update()
+        return {(r[1], r[2]): (r[0], r[3], r[4]) for r in session.execute(q)}
+
+    if not keys:
+        return {}
+    have = found()
+    missing = [k for k in keys if k not in have]
+    if missing:
+        session.execute(db.insert_new(session, PoChain, PoChain.partner, PoChain.po_number),
+                        [{"partner": p, "po_number": n, "state": state, "opened_at": now,
+                          "updated_at": now} for p, n in dict.fromkeys(missing)])
+        have = found()
+    return have
+
+
+def add_documents(session: Session, rows: Sequence[dict[str, Any]],
+                  lines: Sequence[Sequence[dict[str, Any]]]) -> list[int]:
+    """Keep documents (rows as add_document takes them, chain_id included) and their lines,
+    each document once; the positions of those that were new."""
+    if not rows:
+        return []
+    t = PoChainDocument.__table__
+    stmt = db.insert_new(session, t, t.c.chain_id, t.c.type, t.c.doc_key).returning(
+        t.c.id, t.c.chain_id, t.c.type, t.c.doc_key)
+    made = {(r[1], r[2], r[3]): r[0] for r in session.execute(stmt, list(rows))}
+    new, line_rows = [], []
+    for n, row in enumerate(rows):
+        doc_id = made.pop((row["chain_id"], row["type"], row["doc_key"]), None)
+        if doc_id is None:
+            continue  # kept before, or twice in this batch
+        new.append(n)
+        line_rows += [{"document_id": doc_id, **ln} for ln in lines[n]]
+    if line_rows:
+        session.execute(PoChainLine.__table__.insert(), line_rows)
+    return new
+
+
+def set_states(session: Session, rows: Sequence[tuple[int, str, str | None]],
+               now: datetime) -> None:
+    """(chain id, state, direction) of chains whose checks saw them change."""
+    if rows:
+        c = PoChain.__table__.c
+        session.execute(update(PoChain.__table__).where(c.id == bindparam("cid")).values(
+            state=bindparam("st"), direction=func.coalesce(bindparam("dir"), c.direction),
+            updated_at=now), [{"cid": i, "st": st, "dir": d} for i, st, d in rows])
+
+
+def meet_many(session: Session, rows: Sequence[tuple[int, str, datetime]]) -> None:
+    """(chain id, deadline kind, when) of documents that pending deadlines waited for."""
+    if rows:
+        c = PoChainDeadline.__table__.c
+        session.execute(update(PoChainDeadline.__table__).where(
+            c.chain_id == bindparam("cid"), c.kind == bindparam("k"), c.state == PENDING)
+            .values(state=MET, closed_at=bindparam("at")),
+            [{"cid": i, "k": k, "at": at} for i, k, at in rows])
+
+
+def finding_keys_of(session: Session, chain_ids: Sequence[int]) -> dict[int, set[str]]:
+    """The keys of the findings emitted so far, per chain."""
+    out: dict[int, set[str]] = {}
+    if chain_ids:
+        for cid, key in session.execute(select(PoChainFinding.chain_id, PoChainFinding.finding_key)
+                                        .where(PoChainFinding.chain_id.in_(list(chain_ids)))):
+            out.setdefault(cid, set()).add(key)
+    return out
+
+
+def add_findings(session: Session, chain_id: int | None, found: Iterable[tuple[Any, ...]], *,
+                 now: datetime, routed: bool) -> None:
+    """Keep findings once per key, their events already kept: (key, kind, event id) of one
+    chain, or (chain id, key, kind, event id) with chain_id None. routed: their events have
+    deliveries, or a message's route stage will make them."""
+    rows = [dict(zip(("chain_id", "finding_key", "kind", "event_id"),
+                     f if chain_id is None else (chain_id, *f), strict=True)) for f in found]
+    if rows:
+        session.execute(db.insert_new(session, PoChainFinding, PoChainFinding.chain_id,
+                                      PoChainFinding.finding_key),
+                        [r | {"created_at": now, "routed_at": now if routed else None}
+                         for r in rows])
 
 
 def findings(session: Session, chain_id: int) -> list[tuple[str, str, str, dict[str, Any]]]:
