@@ -75,6 +75,13 @@ def test_the_chain_story_on_sqlite(tmp_path: Path) -> None:
     check(site)
     assert edigw(site, "chains", "list", "--open").strip() == ""
     assert "no chain for PO 'NOPE'" in edigw(site, "chains", "show", "NOPE", expect=2)
+    # CLI errors are one line and exit 2.
+    for args in (("receipts", "send", str(tmp_path / "none.json")),
+                 ("receipts", "send", str(HERE / "globex-810-5010.edi")),
+                 ("receipts", "send", str(HERE / "receipt-GR-2026-0412.json"), "--partner", "nobody"),
+                 ("chains", "show", PO, "--format", "xml")):
+        out = edigw(site, *args, expect=2)
+        assert out.startswith("edigw ") and len(out.strip().splitlines()) == 1, out
 
 
 @pytest.mark.integration

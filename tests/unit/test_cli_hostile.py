@@ -96,7 +96,8 @@ BENIGN: dict[str, list[str]] = {
     "path": ["sample.edi"], "paths": ["sample.edi"], "files": ["mappings/base/850.4010.yaml"],
     "--partner": ["--partner", "acme"], "--from": ["--from", "sample.edi"],
     "--role": ["--role", "operator"], "--reason": ["--reason", "a test"],
-    "dead_letter_id": ["1"], "username": ["ana"],
+    "dead_letter_id": ["1"], "username": ["ana"], "po_number": ["4500012345"],
+    "file": ["sample.edi"],
 }
 
 HOSTILE_INTS = ["99999999999999999999999", "-1", "0", "-99999999999999999999999"]
