@@ -27,11 +27,22 @@ _last: dict[int, datetime] = {}  # engine id -> the last tick's time, for `every
 def fire_due(ctx: Context, now: datetime, *, every: float = 0.0, limit: int = BATCH) -> int:
     """Emit the exceptions of deadlines due by now, each once; route unrouted ones. The
     deadlines fired. every: skip the tick when the last one was less than this many
-    seconds ago (the worker loop calls this between batches)."""
+    seconds ago; the worker loop calls it so between batches, and a failure (the store
+    busy or away) is then logged and left to the next tick rather than stop the worker."""
     last = _last.get(id(ctx.engine))
     if every and last is not None and 0 <= (now - last).total_seconds() < every:
         return 0
     _last[id(ctx.engine)] = now
+    if not every:
+        return _fire(ctx, now, limit)
+    try:
+        return _fire(ctx, now, limit)
+    except Exception:  # nothing was committed: the deadlines are still due
+        log.exception("checking chain deadlines failed; trying again at the next tick")
+        return 0
+
+
+def _fire(ctx: Context, now: datetime, limit: int) -> int:
     fired = 0
     with db.transaction(ctx.engine) as s:
         for due in po_chains.claim_due(s, now, limit):

@@ -189,3 +189,17 @@ def test_a_receipt_must_be_goods_receipt_data(ctx: Context) -> None:
     with pytest.raises(SchemaError), db.transaction(ctx.engine) as s:
         views.post_receipt(s, ctx.partners, ctx.settings.routes, bad, "globex")
     assert readings.receipt_key(receipt()) == f"receipt:GR-{PO}"
+
+
+def test_a_failing_tick_in_the_worker_loop_is_logged_not_raised(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    _sent(ctx)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("store away")
+
+    with monkeypatch.context() as m:
+        m.setattr(correlate, "emit", crash)
+        assert deadlines.fire_due(ctx, T0 + timedelta(hours=30), every=1.0) == 0
+    assert "checking chain deadlines failed" in caplog.text
+    assert deadlines.fire_due(ctx, T0 + timedelta(hours=31), every=1.0) == 1
