@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.store import db
@@ -122,12 +122,21 @@ def chains(session: Session, keys: Sequence[tuple[str, str]], *, state: str,
     made (in state); all locked to this transaction as chain() does."""
     c = PoChain.__table__.c
 
+    by_partner: dict[str, list[str]] = {}
+    for partner, po_number in keys:
+        by_partner.setdefault(partner, []).append(po_number)
+
     def found() -> dict[tuple[str, str], tuple[int, str, str | None]]:
-        q = (select(c.id, c.partner, c.po_number, c.state, c.direction)
-             .where(tuple_(c.partner, c.po_number).in_(list(keys))).order_by(c.id))
-        if not db.is_sqlite(session):
-            q = q.with_for_update()
-        return {(r[1], r[2]): (r[0], r[3], r[4]) for r in session.execute(q)}
+        # Per partner, PO numbers IN a list: PostgreSQL walks the unique index for it,
+        # where a list of (partner, PO) pairs made it scan the table.
+        out = {}
+        for partner, numbers in by_partner.items():
+            q = (select(c.id, c.partner, c.po_number, c.state, c.direction)
+                 .where(c.partner == partner, c.po_number.in_(numbers)).order_by(c.id))
+            if not db.is_sqlite(session):
+                q = q.with_for_update()
+            out.update({(r[1], r[2]): (r[0], r[3], r[4]) for r in session.execute(q)})
+        return out
 
     if not keys:
         return {}
