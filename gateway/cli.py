@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway import cli_common, cli_dlq, cli_mapping, cli_orders, cli_run, cli_users
+from gateway import (
+    cli_chains,
+    cli_common,
+    cli_dlq,
+    cli_mapping,
+    cli_orders,
+    cli_run,
+    cli_users,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,6 +39,8 @@ app.add_typer(cli_mapping.mapping_app, name="mapping")
 app.add_typer(cli_dlq.operator_app)  # dlq, api-key, api
 app.add_typer(cli_users.users_app, name="users")
 app.add_typer(cli_orders.orders_app, name="orders")
+app.add_typer(cli_chains.chains_app, name="chains")
+app.add_typer(cli_chains.receipts_app, name="receipts")
 app.command()(cli_mapping.translate)
 cli_run.register(app)  # run, db upgrade, partners list, erp-sim
 

@@ -21,6 +21,7 @@ from mappings.x12 import validator
 
 if TYPE_CHECKING:  # pydantic and the channels are imported only for partners with channels
     from channels.config import ChannelConfig
+    from gateway.chains.agreement import ChainPolicy
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "partner.schema.json"
 
@@ -64,6 +65,8 @@ class Partner:
     # validation.accept_with_errors, as the validator spells the codes (AK403-6 ...)
     accept_with_errors: frozenset[str] = frozenset()
     outbound: Outbound | None = None  # None: we send this partner no documents
+    # chains: deadlines and tolerances of its PO chains (None: gateway.chains' defaults)
+    chains: ChainPolicy | None = None
 
     def mapping_for(self, document: str, version: str = "") -> Path | None:
         """The mapping for an X12 set (850 and 004010 look for 850.4010, then 850) or a name."""
@@ -142,7 +145,8 @@ def load(path: str | Path, *, mappings_root: str | Path = "mappings") -> Partner
         gs_ids=tuple(x12.get("gs") or ()),
         secrets={k: v["env"] for k, v in (data.get("secrets") or {}).items()},
         mappings=refs, channels=_channels(data["id"], data.get("channels") or {}, marks, file),
-        accept_with_errors=validator.leniency_codes(lenient), outbound=outbound)
+        accept_with_errors=validator.leniency_codes(lenient), outbound=outbound,
+        chains=_chain_policy(data.get("chains"), marks, file))
 
 
 def _outbound(data: dict[str, Any], x12: dict[str, Any], root: Path, marks: yaml_source.Marks,
@@ -166,6 +170,22 @@ def _outbound(data: dict[str, Any], x12: dict[str, Any], root: Path, marks: yaml
                     receiver=(theirs["qualifier"], theirs["id"]),
                     gs_receiver=(x12.get("gs") or [theirs["id"]])[0],
                     usage=raw.get("usage", "P"), mappings=refs)
+
+
+def _chain_policy(raw: dict[str, Any] | None, marks: yaml_source.Marks,
+                  file: str) -> ChainPolicy | None:
+    """The `chains:` block checked by its config model (gateway.chains.agreement)."""
+    if raw is None:
+        return None
+    from channels import config
+    from gateway.chains.agreement import ChainPolicy
+
+    settings, found = config.problems(ChainPolicy, dict(raw))  # type: ignore[arg-type]
+    if settings is None:
+        errs = [_error(marks, ("chains", *loc), msg, file) for loc, msg in found]
+        raise PartnerConfigError("\n".join(map(str, errs)), file=errs[0].file,
+                                 line=errs[0].line, key=errs[0].key)
+    return settings  # type: ignore[return-value]
 
 
 def _channels(partner: str, raw: dict[str, Any], marks: yaml_source.Marks,

@@ -24,6 +24,7 @@ class ApiSettings:
     partners_dir: Path = Path("conf/partners")
     mappings_root: Path = Path("mappings")
     max_body_bytes: int = MAX_BODY_BYTES
+    routes: tuple[settings.Route, ...] = ()  # where exceptions from posted receipts go
 
     @classmethod
     def from_env(cls, conf: Path = GATEWAY_CONF) -> ApiSettings:
@@ -47,4 +48,5 @@ class ApiSettings:
             api_keys_file=Path(env("EDIGW_API_KEYS") or API_KEYS),
             partners_dir=Path(partners_dir or gw.partners_folder),
             mappings_root=Path(mappings_root or gw.mappings_root),
-            max_body_bytes=int(env("EDIGW_API_MAX_BODY") or MAX_BODY_BYTES))
+            max_body_bytes=int(env("EDIGW_API_MAX_BODY") or MAX_BODY_BYTES),
+            routes=tuple(gw.routes))

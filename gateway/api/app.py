@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from gateway.api import order_routes, problems, routes, webhooks
+from gateway.api import chain_routes, order_routes, problems, routes, webhooks
 from gateway.api.api_settings import ApiSettings
 from gateway.api.keys import KeyRing
 from gateway.api.limits import BodyLimit
@@ -36,6 +36,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(routes.router)
     app.include_router(order_routes.router)
+    app.include_router(chain_routes.router)  # PO chains and goods receipts
     portal_pages.install(app)  # the partner portal's pages under /portal
     webhooks.install(app, settings.partners_dir, settings.mappings_root)
     return app

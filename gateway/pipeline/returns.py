@@ -9,13 +9,16 @@ says nothing we can trust.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from canonical.errors import X12ReadError
+from gateway.chains import correlate
 from gateway.partners import Partner
+from gateway.settings import Route
 from gateway.store import db, outbound_documents, receive
 from gateway.store.models import Message
 from mappings.x12.reader import Segment, X12Reader
@@ -144,9 +147,12 @@ def _digits(text: str) -> int | None:
 
 
 def settle_returned_acks(session: Session, msg: Message, partner: Partner,
-                         interchange: InterchangeResult) -> list[ReturnedAck]:
-    """Mark the documents a partner's 997/999s in this interchange acknowledge; what each
-    became, for the chains. Nothing when the interchange carries no acknowledgment of ours."""
+                         interchange: InterchangeResult, *,
+                         routes: Sequence[Route] | None = None) -> list[ReturnedAck]:
+    """Mark the documents a partner's 997/999s in this interchange acknowledge, and tell
+    each PO's chain (its ack deadline met; a rejection is an exception event, routed by
+    routes); what each became. Nothing when the interchange carries no acknowledgment of
+    ours."""
     wanted = {(g.control_number, s.control_number) for g in interchange.groups
               if g.is_acknowledgment for s in g.sets if s.accepted}
     if not wanted:
@@ -179,6 +185,8 @@ def settle_returned_acks(session: Session, msg: Message, partner: Partner,
                 "; ".join(why) if why else "rejected")
             outbound_documents.acknowledge(session, doc.id, accepted=accepted, reason=reason,
                                            message_id=msg.id, at=now)
+            correlate.po_acknowledged(session, partner.id, doc.po_number, accepted, reason,
+                                      now, routes=routes)
             out.append(ReturnedAck(partner.id, doc.po_number,
                                    "accepted" if accepted else "rejected", reason, doc.id, now,
                                    group.kind, msg.id))

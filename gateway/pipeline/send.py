@@ -3,13 +3,15 @@
 Like the ack effect: read the document, write its file with no transaction open, then
 record it sent and finish the item in one commit. The file name is fixed by the control
 numbers, so a crash between the write and the record writes the same file again under
-the same name, never a second document. The outbox is the partner's remote one (its SFTP
+the same name, never a second document. Its first sending opens the PO's chain (its 997
+and 855 deadlines count from then) in the same commit. The outbox is the partner's remote one (its SFTP
 channel's `outbox`) if it has one, else the local folder <outbox root>/<partner>/.
 """
 
 from __future__ import annotations
 
 from canonical.errors import PermanentError
+from gateway.chains import correlate
 from gateway.pipeline import crash, outbound
 from gateway.pipeline.context import Context
 from gateway.store import claims, db, outbound_documents
@@ -38,5 +40,9 @@ def send(ctx: Context, item: WorkItem) -> None:
         outbound.write_atomically(ctx.settings.outbox_root / doc.partner / doc.filename, data)
     crash.point("after_send_before_record")
     with db.transaction(ctx.engine) as s:
-        outbound_documents.mark_sent(s, doc.id)
+        now = db.utcnow()
+        if outbound_documents.mark_sent(s, doc.id, now):
+            correlate.po_sent(s, doc.partner, doc.data, now,
+                              correlate.policy_of(ctx.partners, doc.partner),
+                              routes=ctx.settings.routes)
         claims.complete(s, worker, [item.id])

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session
 
 from canonical.errors import InputError, PermanentError, X12ReadError
+from gateway.chains import correlate as chain_hooks
 from gateway.partners import Partner
 from gateway.pipeline import parking, returns, routing
 from gateway.pipeline.context import Context
@@ -166,7 +167,7 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
             rejected.append(f"interchange {ic.control_number}: TA1 {ic.ta1_ack_code} "
                             f"{ic.ta1_note_code}: {_words(ic.errors)}")
             continue
-        returns.settle_returned_acks(session, msg, partner, ic)  # our 850s' 997/999s
+        returns.settle_returned_acks(session, msg, partner, ic, routes=ctx.settings.routes)  # our 850s' 997/999s
         for group in ic.groups:
             if group.is_acknowledgment:
                 continue
@@ -278,6 +279,7 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
             failed.append(r)
     # One statement for all (a small message's events fit in memory; see streaming for large).
     store_events.add_events(session, msg.id, msg.partner, made)
+    chain_hooks.observe(session, ctx.partners, made, message_id=msg.id)  # PO chains: exceptions kept with the message
     if made:
         claims.enqueue_once(session, "route", message_id=msg.id)
     if failed:

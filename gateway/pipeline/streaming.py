@@ -24,6 +24,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from canonical.envelope import Event as CloudEvent
+from gateway.chains import correlate as chain_hooks
 from gateway.partners import Partner
 from gateway.pipeline import routing, stages
 from gateway.pipeline.context import Context
@@ -158,6 +159,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
     def write(s: Session, page: list[CloudEvent]) -> None:
         claims.hold(s, worker, item.id, lease)
         events.add_events(s, msg.id, msg.partner, page)
+        chain_hooks.observe(s, ctx.partners, page, message_id=msg.id)  # PO chains
 
     results = translate.translate(
         payloads.open_payload(ctx.engine, digest), fmt=fmt,

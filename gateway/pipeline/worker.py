@@ -22,10 +22,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from canonical.errors import PermanentError
+from gateway.chains import deadlines as chain_deadlines
 from gateway.pipeline import crash, outbound, parking, stages, streaming
 from gateway.pipeline.context import KINDS, Context
 from gateway.store import claims, db, messages, payloads
@@ -112,6 +114,7 @@ class Worker:
         self.done = 0
         # What BATCH_SECONDS is measured with; tests put in a clock of their own.
         self.clock: Callable[[], float] = time.monotonic
+        self.now: Callable[[], datetime] = db.utcnow  # the wall clock deadlines are due by
 
     def install_signals(self) -> None:
         """Stop after the current item on SIGTERM or SIGINT."""
@@ -122,6 +125,7 @@ class Worker:
         """Work until stopped (or, with until_idle, until no work is ready or running); items done."""
         idle_sleep = self.ctx.settings.workers.idle_sleep
         while not self.stopping.is_set():
+            chain_deadlines.fire_due(self.ctx, self.now(), every=1.0)  # PO chains' missed deadlines
             if self.step():
                 continue
             if until_idle and not self.busy():

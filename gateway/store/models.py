@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -439,3 +440,87 @@ class PortalUpload(Base):
     original_name: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PoChain(Base):
+    """A purchase order's chain of documents, keyed by partner and PO number (gateway.chains)."""
+
+    __tablename__ = "po_chains"
+    __table_args__ = (UniqueConstraint("partner", "po_number"), Index(None, "state", "id"),
+                      NO_REUSE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    partner: Mapped[str] = mapped_column(String(100))
+    po_number: Mapped[str] = mapped_column(String(100))
+    # waiting: documents but no PO yet; open: the PO is in; matched: invoiced and received.
+    state: Mapped[str] = mapped_column(String(16))
+    direction: Mapped[str | None] = mapped_column(String(16))  # outbound (ours) or inbound
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PoChainDocument(Base):
+    """One document of a chain: the PO, a 997/999, an 855, an 856's order, an 810, a receipt."""
+
+    __tablename__ = "po_chain_documents"
+    __table_args__ = (UniqueConstraint("chain_id", "type", "doc_key"), NO_REUSE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(ForeignKey("po_chains.id"))
+    type: Mapped[str] = mapped_column(String(32))
+    doc_key: Mapped[str] = mapped_column(String(100))  # event id, or the receipt's key
+    number: Mapped[str | None] = mapped_column(String(100))
+    x12control: Mapped[str | None] = mapped_column(String(ENVELOPE_ID))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    at: Mapped[datetime]  # the document's own time, which orders a chain's documents
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Order-level facts the checks read: dates by kind, status, accepted/rejected, reason.
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class PoChainLine(Base):
+    """What one document says of one line: quantity, unit, unit price, dates."""
+
+    __tablename__ = "po_chain_lines"
+    __table_args__ = (NO_REUSE,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("po_chain_documents.id"), index=True)
+    line_number: Mapped[str | None] = mapped_column(String(20))
+    item_ids: Mapped[list[Any]] = mapped_column(default=list)
+    quantity: Mapped[str | None] = mapped_column(String(40))  # decimal strings, as sent
+    unit: Mapped[str | None] = mapped_column(String(35))
+    unit_price: Mapped[str | None] = mapped_column(String(40))
+    dates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class PoChainFinding(Base):
+    """An exception emitted for a chain, once per key; routed_at set once it has deliveries."""
+
+    __tablename__ = "po_chain_findings"
+    __table_args__ = (UniqueConstraint("chain_id", "finding_key"), Index(None, "routed_at"),
+                      NO_REUSE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(ForeignKey("po_chains.id"))
+    finding_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.event_id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    routed_at: Mapped[datetime | None]
+
+
+class PoChainDeadline(Base):
+    """A document a chain waits for by a time: pending, met, or fired (its exception emitted)."""
+
+    __tablename__ = "po_chain_deadlines"
+    __table_args__ = (UniqueConstraint("chain_id", "kind"), Index(None, "state", "due_at"),
+                      NO_REUSE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(ForeignKey("po_chains.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # ack (997/999) or po_ack (855)
+    state: Mapped[str] = mapped_column(String(16))  # pending, met, fired
+    due_at: Mapped[datetime]
+    hours: Mapped[float] = mapped_column(Float())
+    closed_at: Mapped[datetime | None]  # when it was met or fired

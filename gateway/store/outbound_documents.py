@@ -87,19 +87,20 @@ def file_of(session: Session, document_id: int) -> tuple[OutboundDocument, bytes
     return doc, data
 
 
-def mark_sent(session: Session, document_id: int, at: datetime | None = None) -> None:
+def mark_sent(session: Session, document_id: int, at: datetime | None = None) -> bool:
     """In the partner's outbox now; a document acknowledged already keeps its status (a
-    replayed send rewrites the same file)."""
-    session.execute(update(OutboundDocument)
+    replayed send rewrites the same file). Whether this is its first sending."""
+    first = session.execute(update(OutboundDocument)
                     .where(OutboundDocument.id == document_id,
                            OutboundDocument.sent_at.is_(None))
                     .values(sent_at=at or db.utcnow()),
-                    execution_options={"synchronize_session": False})
+                    execution_options={"synchronize_session": False}).rowcount == 1
     session.execute(update(OutboundDocument)
                     .where(OutboundDocument.id == document_id,
                            OutboundDocument.status == OutboundStatus.QUEUED)
                     .values(status=OutboundStatus.SENT),
                     execution_options={"synchronize_session": False})
+    return first
 
 
 def by_group(session: Session, partner: str, gs06: int,

@@ -98,6 +98,7 @@ BENIGN: dict[str, list[str]] = {
     "--partner": ["--partner", "acme"], "--from": ["--from", "sample.edi"],
     "--role": ["--role", "operator"], "--reason": ["--reason", "a test"],
     "dead_letter_id": ["1"], "username": ["ana"], "file": ["order.json"],
+    "po_number": ["4500012345"],
 }
 
 HOSTILE_INTS = ["99999999999999999999999", "-1", "0", "-99999999999999999999999"]
