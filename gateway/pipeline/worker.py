@@ -22,11 +22,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from canonical.errors import PermanentError
-from gateway.pipeline import crash, outbound, parking, stages, streaming
+from gateway.pipeline import crash, fused, outbound, parking, stages, streaming
 from gateway.pipeline.context import KINDS, Context
 from gateway.store import claims, db, messages, payloads
 from gateway.store.models import MessageStatus, WorkItem
@@ -141,6 +142,9 @@ class Worker:
             got = claims.claim(s, self.kinds, self.id, w.lease_seconds, w.batch,
                                max_claims=w.max_claims)
             large = _large(s, got)
+            # The fused batch's input, read while the claim's transaction is open anyway.
+            fusing = [i for i in got if i.kind == "validate" and i.id not in large]
+            loaded = fused.load(s, fusing) if len(fusing) > 1 else None
         if not got:
             return False
         crash.point("after_claim")
@@ -155,7 +159,9 @@ class Worker:
                 items = [i for i in items if i.id not in large]
                 if not items:
                     continue
-                if stage is not None and len(items) > 1:
+                if kind == "validate" and loaded is not None:
+                    self.run_fused(items, *loaded)
+                elif stage is not None and len(items) > 1:
                     self.run_batch(stage, items)
                 elif kind in outbound.BATCHED and len(items) > 1:
                     self.run_effects(outbound.BATCHED[kind], items)
@@ -195,6 +201,44 @@ class Worker:
         except Exception as exc:  # every failure is recorded, none kills the loop
             self.failed(item, exc)
 
+    def run_fused(self, items: Sequence[WorkItem], rows: dict[int, Any],
+                  numbers: dict[str, fused.Handed]) -> None:
+        """Small messages' validate items (their messages loaded with the claim: rows, and
+        their partners' next control numbers), validated, mapped and routed in memory,
+        then written a chunk at a time, each chunk in one short transaction (see fused).
+
+        A message whose computation raises fails on its own; a chunk whose write fails
+        runs again one item at a time, by the one-by-one stages.
+        """
+        failures: list[tuple[WorkItem, Exception]] = []
+        chunk: list[fused.Computed] = []
+        size = 0
+        for n, item in enumerate(items):
+            row = rows.get(item.message_id) if item.message_id is not None else None
+            try:
+                if row is None:
+                    raise stages.MissingInput(f"work item {item.id} ({item.kind}): no message "
+                                              f"{item.message_id}")
+                chunk.append(fused.compute(self.ctx, item, row, numbers))
+                size += len(row.data)
+            except Exception as exc:  # this message fails alone, the others go on
+                failures.append((item, exc))
+            if chunk and (size >= fused.CHUNK_BYTES or n == len(items) - 1):
+                self._write_fused(chunk, numbers)
+                chunk, size = [], 0
+        for item, exc in failures:
+            self.failed(item, exc)
+
+    def _write_fused(self, chunk: list[fused.Computed], numbers: dict[str, fused.Handed]) -> None:
+        failure: Exception | None = None
+        try:
+            with db.transaction(self.ctx.engine) as s:
+                fused.write(self.ctx, s, self.id, chunk, numbers)
+        except Exception as exc:
+            failure = exc
+        if failure is not None:  # out of the except: the items' own errors carry no trace of it
+            self._batch_failed([c.item for c in chunk], failure)
+
     def run_batch(self, stage: stages.Stage, items: Sequence[WorkItem]) -> None:
         """Items of one transactional stage in one transaction, a savepoint each, one commit.
 
@@ -228,10 +272,14 @@ class Worker:
                     done.append(item.id)
                 claims.complete(s, self.id, done)
         except Exception as exc:
-            self._batch_failed(taken, exc)
-            return items[len(taken):]
-        for item, exc in failures:
-            self.failed(item, exc)
+            batch_error = exc
+        else:
+            batch_error = None
+        if batch_error is not None:  # out of the except: see _write_fused
+            self._batch_failed(taken, batch_error)
+        else:
+            for item, exc in failures:
+                self.failed(item, exc)
         return items[len(taken):]
 
     def run_effects(self, effect: Callable[[Context, Sequence[WorkItem]], None],
