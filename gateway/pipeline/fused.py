@@ -116,9 +116,7 @@ def compute(ctx: Context, item: WorkItem, row: Row[Any], numbers: dict[str, Hand
     partner = ctx.partners.by_id.get(row.partner)
     c = Computed(item, row, partner)
     if partner is None:
-        c.closed = stages.Outcome([stages.Park(
-            "validate", f"unknown partner {row.partner!r}: no "
-            f"{ctx.settings.partners_folder}/{row.partner}.yaml")], MessageStatus.DEAD)
+        c.closed = stages.partner_gone(ctx, row.partner)
         return c
     data = row.data
     fmt = stages.format_of(partner, data[:512])

@@ -5,6 +5,11 @@ also completes the item: its input is read from the store and its output written
 so a crash before the commit leaves nothing half done. Each is safe to run again for the
 same input (a replay): interchanges, acknowledgments, events and deliveries are looked up
 before they are made, and the next stage is enqueued only once.
+
+What a stage's findings come to is decided by functions with no SQL (settle_x12,
+judge_documents, mapping_outcome, route_events and the Outcome they give), shared with
+the fused batch (see fused), which runs the three stages at once for a batch of small
+messages; these stages run a lone message, a replay and, through streaming, a large one.
 """
 
 from __future__ import annotations
@@ -103,8 +108,7 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
     messages.mark(msg, stage="validate", status=MessageStatus.PROCESSING)
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
-        park_item(session, item, msg, f"unknown partner {msg.partner!r}: no "
-                  f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
+        close(session, item, msg, partner_gone(ctx, msg.partner))
         return
     data = receive.payload(session, msg.payload_sha256)
     fmt = format_of(partner, data[:512])
@@ -116,6 +120,12 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
                                 max_bytes=ctx.settings.max_input_bytes,
                                 accept_with_errors=partner.accept_with_errors)
     settle_validation(ctx, session, item, msg, partner, result, lambda: interchange_digests(data))
+
+
+def partner_gone(ctx: Context, partner: str) -> Outcome:
+    """The outcome of a message whose partner's configuration is gone."""
+    return Outcome([Park("validate", f"unknown partner {partner!r}: no "
+                         f"{ctx.settings.partners_folder}/{partner}.yaml")], MessageStatus.DEAD)
 
 
 def mapping_refs(partner: Partner) -> dict[str, str]:

@@ -104,8 +104,7 @@ def validate(ctx: Context, item: WorkItem, worker: str) -> None:
     def last(s: Session, current: WorkItem, m: Message) -> None:
         messages.mark(m, stage="validate", status=MessageStatus.PROCESSING)
         if partner is None or result is None:
-            stages.park_item(s, current, m, f"unknown partner {m.partner!r}: no "
-                             f"{ctx.settings.partners_folder}/{m.partner}.yaml")
+            stages.close(s, current, m, stages.partner_gone(ctx, m.partner))
             return
         stages.settle_validation(ctx, s, current, m, partner, result, lambda: digests,
                                  prebuilt)

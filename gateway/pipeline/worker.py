@@ -1,15 +1,20 @@
 """A worker: claim a batch of items under a lease, heartbeat while their stages run, complete or fail each.
 
-The items of one transactional stage (validate, map, route) in a batch run in one
-transaction, each in its own savepoint, and are completed in its one commit: a batch
-costs one commit, not one per item. An item whose stage raises is rolled back to its
-savepoint alone; the worker then records the failure in a new transaction: a passing
-failure (TransientError, or a bug) is tried again later, up to the configured stage
-retries; a PermanentError is dead-lettered at once with its stage. Should the batch's
-transaction itself fail, its items are run again one at a time. Outbound items
-(deliver, ack) run one by one, each recording its own outcome (see outbound). The
-validate, map and route items of a large message (a payload kept in several parts) run
-one by one too, each in short transactions of its own (see streaming).
+A batch's validate items of small messages (a payload in one part) are fused (see fused):
+read with the claim, validated, mapped and routed in memory with no transaction open,
+then written in one short transaction of a fixed number of set-based statements that also
+completes them; no map or route items in between. A message whose computation raises is
+failed on its own; should the write fail, the items run again one at a time through the
+stages. A lone validate item, and the map and route items of replays, go through the
+one-by-one stages (stages.TRANSACTIONAL): the items of one stage in a batch run in one
+transaction, each in its own savepoint, and are completed in its one commit. An item
+whose stage raises is rolled back to its savepoint alone; the worker then records the
+failure in a new transaction: a passing failure (TransientError, or a bug) is tried again
+later, up to the configured stage retries; a PermanentError is dead-lettered at once with
+its stage. Should the batch's transaction itself fail, its items are run again one at a
+time. Outbound items (deliver, ack) run one by one, each recording its own outcome (see
+outbound). The validate, map and route items of a large message (a payload kept in
+several parts) run one by one too, each in short transactions of its own (see streaming).
 """
 
 from __future__ import annotations
@@ -101,6 +106,19 @@ def _large(session: Session, items: Sequence[WorkItem]) -> set[int]:
     return {i.id for i in mine if i.message_id in large}
 
 
+def _load_fused(session: Session, items: Sequence[WorkItem]
+                ) -> tuple[dict[int, Any], dict[str, fused.Handed]] | None:
+    """The fused batch's messages, or None (then they go one by one) should reading them
+    fail: in a savepoint, so that the claim still commits."""
+    try:
+        with session.begin_nested():
+            return fused.load(session, items)
+    except Exception as exc:
+        log.warning("loading %d messages for a fused batch failed (%s: %s); they go one "
+                    "by one", len(items), type(exc).__name__, exc)
+        return None
+
+
 class Worker:
     """Claims and runs work items of some kinds until told to stop (or, once, until idle)."""
 
@@ -144,7 +162,7 @@ class Worker:
             large = _large(s, got)
             # The fused batch's input, read while the claim's transaction is open anyway.
             fusing = [i for i in got if i.kind == "validate" and i.id not in large]
-            loaded = fused.load(s, fusing) if len(fusing) > 1 else None
+            loaded = _load_fused(s, fusing) if len(fusing) > 1 else None
         if not got:
             return False
         crash.point("after_claim")
