@@ -163,7 +163,7 @@ def write(ctx: Context, session: Session, worker_id: str, batch: Sequence[Comput
     settled = {c.message.id: stages.settle_x12(
         c.result, [j.status for j in judged[c.message.id]],  # type: ignore[arg-type]
         [j.duplicate_of_id for j in judged[c.message.id]]) for c in x12}
-    again = [j.id for c in x12 for j in judged[c.message.id] if j.recorded_before]
+    again = [c.message.id for c in x12 if any(j.recorded_before for j in judged[c.message.id])]
     made_before = acknowledgments.made_among(session, again)
     # The acks to make, in batch order: the numbers for all of a partner's, reserved at once.
     todo = [(c, n) for c in x12 for n in settled[c.message.id].acknowledge
@@ -190,9 +190,7 @@ def write(ctx: Context, session: Session, worker_id: str, batch: Sequence[Comput
         made += [(c.message.id, judged[c.message.id][n].id, c.message.partner, a)
                  for a in built]
     acknowledgments.add_many(session, made)
-    due = {m for m, *_ in made} | acknowledgments.unsent_among(
-        session, {c.message.id for c in x12 if any(j.recorded_before
-                                                   for j in judged[c.message.id])})
+    due = {m for m, *_ in made} | acknowledgments.unsent_among(session, again)
     claims.enqueue_once_of(session, "ack", sorted(due))
 
     events, targets, letters, moves = [], [], [], []

@@ -18,12 +18,13 @@ def made_for(session: Session, interchange_id: int) -> bool:
         Acknowledgment.interchange_id == interchange_id))))
 
 
-def made_among(session: Session, interchange_ids: Collection[int]) -> set[int]:
-    """Which of these interchanges have their acknowledgments made already (one query)."""
-    if not interchange_ids:
+def made_among(session: Session, message_ids: Collection[int]) -> set[int]:
+    """The interchanges of these messages whose acknowledgments were made already (one
+    query, by the messages: acknowledgments are indexed by message)."""
+    if not message_ids:
         return set()
     return set(session.scalars(select(Acknowledgment.interchange_id).distinct().where(
-        Acknowledgment.interchange_id.in_(list(interchange_ids)))))
+        Acknowledgment.message_id.in_(list(message_ids)))))
 
 
 def add(session: Session, *, message_id: int, interchange_id: int, partner: str,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, insert, select, text, tuple_
+from sqlalchemy import and_, exists, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from gateway.store import db, models, payloads
@@ -242,7 +242,10 @@ def record_interchanges(session: Session, messages: Sequence[tuple[int, Sequence
     rows = session.execute(
         select(Interchange.id, Interchange.message_id, *cols, Interchange.content_sha256,
                Interchange.received_at, Interchange.status, Interchange.duplicate_of_id)
-        .where(Interchange.message_id.in_(ids) | tuple_(*cols).in_(sorted(keys)))
+        # OR of one equality per key, not a row-value IN: SQLite searches the index for
+        # each term of an OR, but scans the whole table for (a, b, ..) IN (...).
+        .where(or_(Interchange.message_id.in_(ids),
+                   *(and_(*_same_key(k)) for k in sorted(keys))))
         .order_by(Interchange.received_at, Interchange.id)).all()
     mine = set(ids)
     before: dict[int, list[Judged]] = {}
