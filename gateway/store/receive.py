@@ -276,7 +276,7 @@ def record_interchanges(session: Session, messages: Sequence[tuple[int, Sequence
                    "status": status, "duplicate_of_id": original}
             if original is not None and original < 0 and original not in made:
                 # It repeats one of this batch still to insert: write those first.
-                _insert_judged(session, pending, made)
+                _insert_judged(session, pending, made, before)
             if original is not None and original < 0:
                 row["duplicate_of_id"] = made[original]
             placeholder = -(len(made) + len(pending) + 1)
@@ -285,7 +285,7 @@ def record_interchanges(session: Session, messages: Sequence[tuple[int, Sequence
                                           False))
             if status != InterchangeStatus.DUPLICATE:
                 earlier.setdefault(key, []).append((placeholder, digest))
-    _insert_judged(session, pending, made)
+    _insert_judged(session, pending, made, before)
     for message_id, judged in out.items():
         out[message_id] = [j if j.id > 0 else Judged(made[j.id], j.isa13, j.status,
                                                      j.duplicate_of_id, False) for j in judged]
@@ -293,15 +293,23 @@ def record_interchanges(session: Session, messages: Sequence[tuple[int, Sequence
 
 
 def _insert_judged(session: Session, pending: list[tuple[int, int, dict[str, Any]]],
-                   made: dict[int, int]) -> None:
-    """Insert the pending rows (one statement), noting each placeholder's new id."""
+                   made: dict[int, int], before: dict[int, list[Judged]]) -> None:
+    """Insert the pending rows, noting each placeholder's new id: one INSERT of all (no
+    RETURNING, which SQLite would answer row by row to keep their order), then one
+    SELECT of the new ids, in insertion order within each message (ids grow as inserted)."""
     if not pending:
         return
-    got = session.execute(insert(Interchange).returning(Interchange.id,
-                                                        sort_by_parameter_order=True),
-                          [row for _, _, row in pending]).scalars().all()
-    for (_, placeholder, _), new_id in zip(pending, got, strict=True):
-        made[placeholder] = new_id
+    session.execute(insert(Interchange), [row for _, _, row in pending])
+    known = set(made.values()) | {j.id for js in before.values() for j in js}
+    fresh: dict[int, list[int]] = {}
+    for new_id, message_id in session.execute(
+            select(Interchange.id, Interchange.message_id)
+            .where(Interchange.message_id.in_({m for m, _, _ in pending}))
+            .order_by(Interchange.id)):
+        if new_id not in known:
+            fresh.setdefault(message_id, []).append(new_id)
+    for message_id, placeholder, _ in pending:
+        made[placeholder] = fresh[message_id].pop(0)
     pending.clear()
 
 

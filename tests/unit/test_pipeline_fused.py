@@ -74,6 +74,7 @@ def mixed_inputs() -> list[tuple[str, str, bytes]]:
         ("brightline", "invoice.json", INVOICE),
         ("oldco", "from-a-lost-partner.edi", _acme(16)),
         ("acme", "two-interchanges.edi", _acme(17) + _acme(13)),  # the second one seen before
+        ("acme", "twice.edi", _acme(18) + _acme(18)),  # the same interchange twice in one file
     ]
 
 
@@ -206,7 +207,7 @@ def test_a_mixed_batch_gives_what_the_stages_give_one_by_one(
     assert stages_ == {"validate", "route"}
     assert {i[2] for i in one["interchanges"]} == {"accepted", "duplicate", "quarantined"}
     assert {a[2] for a in one["acks"]} == {"997", "TA1"}
-    assert len(one["events"]) == 6 and len(one["deliveries"]) == 7
+    assert len(one["events"]) == 7 and len(one["deliveries"]) == 9
 
 
 def test_running_the_batch_again_changes_nothing(
