@@ -63,13 +63,20 @@ def _event_parts(ev: CloudEvent | Mapping[str, Any]) -> tuple[str, str, str, dic
 
 def observe(session: Session, partners: Partners | None,
             events: Iterable[CloudEvent | Mapping[str, Any]], *, message_id: int | None = None,
+            message_ids: Mapping[str, int] | None = None,
             routes: Sequence[Route] | None = None,
             now: datetime | None = None) -> list[CloudEvent]:
     """A message's events join their chains (850, 855 by BAK03, 856 per order level, 810 by
     BIG04); the new exception events, kept with the message (see the module docstring).
-    Set-based: a page of events costs a few statements, not a few per event."""
+    Set-based: a page of events costs a few statements, not a few per event.
+
+    message_ids: for the events of several messages at once (a fused batch), each event's
+    message by event id; the documents keep theirs, and the exceptions are kept with no
+    message (give routes: they are routed at once).
+    """
     now = now or db.utcnow()
     grouped: dict[tuple[str, str], list[r.Reading]] = defaultdict(list)
+    owners: dict[int, int | None] = {}
     for ev in events:
         partner, name, event_id, data, control, when = _event_parts(ev)
         if name not in r.OBSERVED or name == r.GOODS_RECEIPT or not partner:
@@ -77,10 +84,14 @@ def observe(session: Session, partners: Partners | None,
         for rd in r.of_event(name, data, event_id=event_id, at=_time(when, now),
                              x12control=control):
             grouped[(partner, rd.po_number)].append(rd)
+            if message_ids is not None:
+                owners[id(rd)] = message_ids.get(event_id)
     if not grouped:
         return []
     policies = {p: policy_of(partners, p) for p, _ in grouped}
-    return join_many(session, grouped, policies, message_id=message_id, routes=routes, now=now)
+    return join_many(session, grouped, policies, message_id=message_id,
+                     message_of=owners if message_ids is not None else None, routes=routes,
+                     now=now)
 
 
 def join(session: Session, partner: str, po_number: str, found: Sequence[r.Reading],
@@ -95,7 +106,8 @@ def join(session: Session, partner: str, po_number: str, found: Sequence[r.Readi
 def join_many(session: Session, grouped: Mapping[tuple[str, str], Sequence[r.Reading]],
               policies: Mapping[str, ChainPolicy], *, message_id: int | None,
               routes: Sequence[Route] | None, now: datetime,
-              direction: str = "inbound") -> list[CloudEvent]:
+              direction: str = "inbound",
+              message_of: Mapping[int, int | None] | None = None) -> list[CloudEvent]:
     """Documents kept in their chains (once each); the chains that gained one checked; the
     new exception events."""
     ids = po_chains.chains(session, list(grouped), state=variances.WAITING, now=now)
@@ -105,7 +117,9 @@ def join_many(session: Session, grouped: Mapping[tuple[str, str], Sequence[r.Rea
         for rd in found:
             rows.append({"chain_id": chain_id, "type": rd.type, "doc_key": rd.doc_key,
                          "number": rd.number, "x12control": rd.x12control,
-                         "message_id": message_id, "at": rd.at, "observed_at": now,
+                         "message_id": (message_of.get(id(rd)) if message_of is not None
+                                        else message_id),
+                         "at": rd.at, "observed_at": now,
                          "facts": rd.facts | ({"direction": direction}
                                               if rd.type == r.PURCHASE_ORDER else {})})
             lines.append([vars(ln) for ln in rd.lines])

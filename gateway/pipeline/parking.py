@@ -45,3 +45,16 @@ def park(session: Session, *, stage: str, reason: str, message_id: int | None = 
                        message_id=message_id, delivery_id=delivery_id,
                        work_item_id=work_item_id,
                        endpoint=redact(endpoint) if endpoint else endpoint, attempts=attempts)
+
+
+def park_many(session: Session, letters: list[dict[str, Any]]) -> None:
+    """park for several, each given as park's keyword arguments (error= or chain=): one
+    statement, in the caller's transaction."""
+    rows = []
+    for kw in letters:
+        error, chain = kw.pop("error", None), kw.pop("chain", None)
+        endpoint = kw.get("endpoint")
+        rows.append({**kw, "reason": redact(kw["reason"])[:10_000],
+                     "error_chain": chain if chain is not None else error_chain(error),
+                     "endpoint": redact(endpoint) if endpoint else endpoint})
+    claims.park_many(session, rows)

@@ -5,18 +5,25 @@ also completes the item: its input is read from the store and its output written
 so a crash before the commit leaves nothing half done. Each is safe to run again for the
 same input (a replay): interchanges, acknowledgments, events and deliveries are looked up
 before they are made, and the next stage is enqueued only once.
+
+What a stage's findings come to is decided by functions with no SQL (settle_x12,
+judge_documents, mapping_outcome, route_events and the Outcome they give), shared with
+the fused batch (see fused), which runs the three stages at once for a batch of small
+messages; these stages run a lone message, a replay and, through streaming, a large one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
+from canonical.envelope import Event as CloudEvent
 from canonical.errors import InputError, PermanentError, X12ReadError
 from gateway.chains import correlate as chain_hooks
 from gateway.partners import Partner
@@ -56,11 +63,41 @@ def message_of(session: Session, item: WorkItem) -> Message:
 def park_item(session: Session, item: WorkItem, msg: Message, reason: str, *,
               error: BaseException | None = None, dead: bool = True) -> None:
     """Dead-letter the item's message with its stage (dead=False leaves the message's status)."""
-    parking.park(session, stage=item.kind, reason=reason, message_id=msg.id,
-                 work_item_id=item.id, endpoint=f"partner:{msg.partner}", error=error,
-                 attempts=item.attempts)
-    if dead:
-        messages.mark(msg, status=MessageStatus.DEAD)
+    close(session, item, msg, Outcome([Park(item.kind, reason, error)],
+                                      MessageStatus.DEAD if dead else None))
+
+
+@dataclass
+class Park:
+    """A dead letter a stage leaves for an operator: at which stage, why, and the error."""
+
+    stage: str
+    reason: str
+    error: BaseException | None = None
+
+
+@dataclass
+class Outcome:
+    """What a stage's findings come to for a message: its dead letters, and the status it
+    ends in (None: left as it is). The one-by-one stages and the fused batch (see fused)
+    both close a message by these."""
+
+    parks: list[Park] = field(default_factory=list)
+    status: str | None = None
+
+    def then(self, later: Outcome) -> Outcome:
+        """This stage's outcome followed by a later stage's on the same message."""
+        return Outcome([*self.parks, *later.parks], later.status or self.status)
+
+
+def close(session: Session, item: WorkItem, msg: Message, outcome: Outcome) -> None:
+    """An outcome kept, one by one: its dead letters parked, the message's status set."""
+    for p in outcome.parks:
+        parking.park(session, stage=p.stage, reason=p.reason, message_id=msg.id,
+                     work_item_id=item.id, endpoint=f"partner:{msg.partner}", error=p.error,
+                     attempts=item.attempts)
+    if outcome.status is not None:
+        messages.mark(msg, status=outcome.status)
 
 
 # ---- validate --------------------------------------------------------------------------
@@ -72,8 +109,7 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
     messages.mark(msg, stage="validate", status=MessageStatus.PROCESSING)
     partner = ctx.partners.by_id.get(msg.partner)
     if partner is None:
-        park_item(session, item, msg, f"unknown partner {msg.partner!r}: no "
-                  f"{ctx.settings.partners_folder}/{msg.partner}.yaml")
+        close(session, item, msg, partner_gone(ctx, msg.partner))
         return
     data = receive.payload(session, msg.payload_sha256)
     fmt = format_of(partner, data[:512])
@@ -85,6 +121,12 @@ def validate(ctx: Context, session: Session, item: WorkItem) -> None:
                                 max_bytes=ctx.settings.max_input_bytes,
                                 accept_with_errors=partner.accept_with_errors)
     settle_validation(ctx, session, item, msg, partner, result, lambda: interchange_digests(data))
+
+
+def partner_gone(ctx: Context, partner: str) -> Outcome:
+    """The outcome of a message whose partner's configuration is gone."""
+    return Outcome([Park("validate", f"unknown partner {partner!r}: no "
+                         f"{ctx.settings.partners_folder}/{partner}.yaml")], MessageStatus.DEAD)
 
 
 def mapping_refs(partner: Partner) -> dict[str, str]:
@@ -102,6 +144,19 @@ def settle_documents(session: Session, item: WorkItem, msg: Message, partner: Pa
     """CSV or JSON: each document mapped and schema-checked; verdicts kept for the map
     stage; a bad document parked with its position (row and column, JSON path). No
     acknowledgment: 997s answer X12 only."""
+    results, outcome = judge_documents(msg, partner, fmt, data)
+    if results:
+        set_verdicts.save(session, msg.id, (r.verdict() for r in results))
+    if any(r.ok for r in results):
+        claims.enqueue_once(session, "map", message_id=msg.id)
+    close(session, item, msg, outcome)
+
+
+def judge_documents(msg: Message | Any, partner: Partner, fmt: str, data: bytes
+                    ) -> tuple[list[translate.Translated], Outcome]:
+    """CSV or JSON translated (mapped and schema-checked: that is their validation), and
+    what it comes to at the validate stage; no SQL. The good documents' events are the
+    results' (the map stage makes them again the same)."""
     try:
         results = list(translate.translate(
             data, fmt=fmt, mappings=mapping_refs(partner), partner=partner.id,
@@ -109,22 +164,19 @@ def settle_documents(session: Session, item: WorkItem, msg: Message, partner: Pa
     except (PermanentError, ValueError) as exc:
         # Not text or not JSON (the error names the file), or no mapping of this format.
         why = str(exc) if isinstance(exc, InputError) else f"{msg.source_name} ({fmt}): {exc}"
-        park_item(session, item, msg, why, error=exc)
-        return
+        return [], Outcome([Park("validate", why, exc)], MessageStatus.DEAD)
     if not results:
-        park_item(session, item, msg, f"{msg.source_name} ({fmt}): no document in it "
-                  "(CSV: no data row under the header)")
-        return
-    set_verdicts.save(session, msg.id, (r.verdict() for r in results))
+        return [], Outcome([Park("validate", f"{msg.source_name} ({fmt}): no document in it "
+                                 "(CSV: no data row under the header)")], MessageStatus.DEAD)
     good = [r for r in results if r.ok]
     bad = [r for r in results if not r.ok]
-    if good:
-        claims.enqueue_once(session, "map", message_id=msg.id)
-    if bad:
-        park_item(session, item, msg, "rejected by validation: "
-                  + "; ".join(f"{r.where}: {r.reason}" for r in bad[:10])
-                  + (f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""),
-                  error=bad[0].error, dead=not good)
+    if not bad:
+        return results, Outcome()
+    return results, Outcome([Park("validate", "rejected by validation: "
+                                  + "; ".join(f"{r.where}: {r.reason}" for r in bad[:10])
+                                  + (f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""),
+                                  bad[0].error)],
+                            None if good else MessageStatus.DEAD)
 
 
 def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Message,
@@ -137,37 +189,89 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
     before this transaction (a large file's: see streaming.validate). The sets' verdicts
     are kept for the map stage (gateway/store/set_verdicts).
     """
-    if not result.readable or not result.interchanges:
-        why = result.read_error or "no interchange (ISA) found"
-        park_item(session, item, msg, f"cannot be read as X12: {why}")
-        return
-    problem = sender_problem(ctx, partner, result.interchanges)
+    problem = unreadable_or_unknown(ctx, partner, result)
     if problem:
-        # No acknowledgment either: we do not answer senders we do not know.
-        park_item(session, item, msg, problem)
+        close(session, item, msg, problem)
         return
     digests = digests_of()
     earlier = receive.interchanges_of(session, msg.id)
+    rows = (earlier if len(earlier) == len(result.interchanges)
+            else [_record(session, msg, ic, digests.get(n, msg.payload_sha256))
+                  for n, ic in enumerate(result.interchanges)])
+    settled = settle_x12(result, [r.status for r in rows], [r.duplicate_of_id for r in rows])
     numbers = SessionControlNumbers(session, scope=f"partner:{partner.id}")
+    for n in settled.acknowledge:
+        _acknowledge(session, msg, partner, result.interchanges[n], rows[n], numbers,
+                     prebuilt.get(n) if prebuilt is not None else None)
+    settle_returns(ctx, session, msg, partner, result, settled)
+    if acknowledgments.any_unsent(session, msg.id):
+        claims.enqueue_once(session, "ack", message_id=msg.id)
+    if settled.to_map:
+        claims.enqueue_once(session, "map", message_id=msg.id)
+        set_verdicts.save(session, msg.id, translate.verdicts_of(result))
+    close(session, item, msg, settled.outcome)
+
+
+def settle_returns(ctx: Context, session: Session, msg: Message, partner: Partner,
+                   result: FileResult, settled: Settled) -> None:
+    """The partner's 997/999s in the file mark the purchase orders they answer, and tell
+    their chains (gateway/pipeline/returns)."""
+    for n in settled.answers:
+        returns.settle_returned_acks(session, msg, partner, result.interchanges[n],
+                                     routes=ctx.settings.routes)
+
+
+def unreadable_or_unknown(ctx: Context, partner: Partner, result: FileResult) -> Outcome | None:
+    """The outcome of an X12 file that cannot be read, or comes from a sender other than
+    the partner (no acknowledgment either: we do not answer senders we do not know)."""
+    if not result.readable or not result.interchanges:
+        why = result.read_error or "no interchange (ISA) found"
+        return Outcome([Park("validate", f"cannot be read as X12: {why}")], MessageStatus.DEAD)
+    problem = sender_problem(ctx, partner, result.interchanges)
+    if problem:
+        return Outcome([Park("validate", problem)], MessageStatus.DEAD)
+    return None
+
+
+@dataclass
+class Settled:
+    """What validation comes to once the duplicate check judged each interchange."""
+
+    acknowledge: list[int]  # the interchanges (by place in the file) to acknowledge
+    passed: set[str]  # the ISA13s whose sets go on to mapping
+    to_map: bool  # some set goes on to mapping
+    outcome: Outcome
+    # The accepted interchanges (by place) that carry 997/999s: returns reads them for
+    # the purchase orders we sent (see settle_returns).
+    answers: list[int] = field(default_factory=list)
+
+
+def settle_x12(result: FileResult, statuses: Sequence[str],
+               originals: Sequence[int | None]) -> Settled:
+    """Validation's findings with each interchange's status (and the one it repeats), in
+    file order: no SQL, the same for the one-by-one stage and the fused batch."""
     rejected: list[str] = []
     held: list[str] = []
+    acknowledge: list[int] = []
+    answers: list[int] = []
+    passed: set[str] = set()
     to_map = False
     for n, ic in enumerate(result.interchanges):
-        row = (earlier[n] if len(earlier) == len(result.interchanges)
-               else _record(session, msg, ic, digests.get(n, msg.payload_sha256)))
-        if row.status == InterchangeStatus.DUPLICATE:
+        status = statuses[n]
+        if status == InterchangeStatus.DUPLICATE:
             continue  # the same interchange came before: it has had its effect and its acks
-        if row.status not in receive.PASSED:
-            held.append(f"interchange {ic.control_number} is {row.status}: the same ISA13 "
-                        f"came before with other content (interchange #{row.duplicate_of_id})")
+        if status not in receive.PASSED:
+            held.append(f"interchange {ic.control_number} is {status}: the same ISA13 "
+                        f"came before with other content (interchange #{originals[n]})")
             continue
-        _acknowledge(session, msg, partner, ic, row, numbers,
-                     prebuilt.get(n) if prebuilt is not None else None)
+        acknowledge.append(n)
+        passed.add(ic.control_number.strip())
         if not ic.accepted:
             rejected.append(f"interchange {ic.control_number}: TA1 {ic.ta1_ack_code} "
                             f"{ic.ta1_note_code}: {_words(ic.errors)}")
             continue
-        returns.settle_returned_acks(session, msg, partner, ic, routes=ctx.settings.routes)  # our 850s' 997/999s
+        if any(g.is_acknowledgment for g in ic.groups):
+            answers.append(n)  # a 997/999 of the partner's: maybe for our purchase orders
         for group in ic.groups:
             if group.is_acknowledgment:
                 continue
@@ -178,19 +282,17 @@ def settle_validation(ctx: Context, session: Session, item: WorkItem, msg: Messa
                     rejected.append(f"set {s.set_id} {ic.control_number}.{group.control_number}."
                                     f"{s.control_number} (line {s.line}): "
                                     f"{_words([*group.errors, *s.errors])}")
-    if acknowledgments.any_unsent(session, msg.id):
-        claims.enqueue_once(session, "ack", message_id=msg.id)
-    if to_map:
-        claims.enqueue_once(session, "map", message_id=msg.id)
-        set_verdicts.save(session, msg.id, translate.verdicts_of(result))
+    outcome = Outcome()
     if held:
-        park_item(session, item, msg, "quarantined: " + "; ".join(held), dead=False)
-        messages.mark(msg, status=MessageStatus.QUARANTINED)
+        outcome = Outcome([Park("validate", "quarantined: " + "; ".join(held))],
+                          MessageStatus.QUARANTINED)
     if rejected:
-        park_item(session, item, msg, "rejected by validation: " + "; ".join(rejected[:20]),
-                  dead=not to_map)
+        outcome = outcome.then(Outcome(
+            [Park("validate", "rejected by validation: " + "; ".join(rejected[:20]))],
+            None if to_map else MessageStatus.DEAD))
     if not to_map and not held and not rejected:
-        messages.mark(msg, status=MessageStatus.DONE)  # nothing to map: inbound acks, or duplicates only
+        outcome.status = MessageStatus.DONE  # nothing to map: inbound acks, or duplicates only
+    return Settled(acknowledge, passed, to_map, outcome, answers)
 
 
 def _words(findings: list[Any]) -> str:
@@ -269,6 +371,18 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
         partner=partner.id, name=msg.source_name, time=msg.received_at,
         verdicts=kept_verdicts(session, msg.id, lambda: contextlib.nullcontext(session)),
         accept_with_errors=partner.accept_with_errors)
+    made, failed = sort_mapped(results, passed)
+    # One statement for all (a small message's events fit in memory; see streaming for large).
+    store_events.add_events(session, msg.id, msg.partner, made)
+    chain_hooks.observe(session, ctx.partners, made, message_id=msg.id)  # PO chains
+    if made:
+        claims.enqueue_once(session, "route", message_id=msg.id)
+    close(session, item, msg, mapping_outcome(len(made), failed[:10], len(failed)))
+
+
+def sort_mapped(results: Iterable[translate.Translated], passed: set[str]
+                ) -> tuple[list[CloudEvent], list[translate.Translated]]:
+    """The events made, and the sets or documents whose mapping failed, of those that count."""
     made, failed = [], []
     for r in results:
         if not mapped_here(r, passed):
@@ -277,16 +391,17 @@ def map_(ctx: Context, session: Session, item: WorkItem) -> None:
             made.append(r.event)
         elif r.status == "failed":
             failed.append(r)
-    # One statement for all (a small message's events fit in memory; see streaming for large).
-    store_events.add_events(session, msg.id, msg.partner, made)
-    chain_hooks.observe(session, ctx.partners, made, message_id=msg.id)  # PO chains: exceptions kept with the message
-    if made:
-        claims.enqueue_once(session, "route", message_id=msg.id)
+    return made, failed
+
+
+def mapping_outcome(made: int, failed: list[translate.Translated], count: int) -> Outcome:
+    """What mapping comes to: failed (the first few given, count in all) parked with their
+    positions; the message dead if nothing was made, done if nothing was to be made."""
     if failed:
-        park_item(session, item, msg, f"mapping failed: {failures(failed[:10])}",
-                  error=failed[0].error, dead=not made)
-    elif not made:
-        messages.mark(msg, status=MessageStatus.DONE)
+        more = f" (and {count - len(failed)} more)" if count > len(failed) else ""
+        return Outcome([Park("map", f"mapping failed: {failures(failed)}{more}",
+                             failed[0].error)], None if made else MessageStatus.DEAD)
+    return Outcome() if made else Outcome(status=MessageStatus.DONE)
 
 
 def kept_verdicts(session: Session, message_id: int,
@@ -317,19 +432,43 @@ def route(ctx: Context, session: Session, item: WorkItem) -> None:
     msg = message_of(session, item)
     messages.mark(msg, stage="route")
     events = store_events.of_message(session, msg.id)
-    unrouted, pairs = [], []
-    for ev in events:
-        targets = routing.destinations(ctx.settings.routes, ev.envelope)
-        if not targets:
-            unrouted.append(f"{ev.type} {ev.event_id}")
-        pairs += [(ev.event_id, dest) for dest in targets]
+    routed = route_events(ctx, events)
     # Set-based: a per-delivery look-up of waiting items grew with the square of the sets.
-    store_events.add_deliveries(session, msg.id, pairs)
-    if unrouted:
-        park_item(session, item, msg, "no route matches: " + ", ".join(unrouted[:20]),
-                  dead=len(unrouted) == len(events))
-    elif events:
-        messages.mark(msg, status=MessageStatus.DONE)
+    store_events.add_deliveries(session, msg.id, routed.pairs)
+    close(session, item, msg, routed.outcome(len(events)))
+
+
+@dataclass
+class Routed:
+    """Where a message's events go: (event id, destination) pairs, and those going nowhere."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    unrouted: list[str] = field(default_factory=list)  # the first 20, in words
+    unrouted_count: int = 0
+
+    def outcome(self, seen: int) -> Outcome:
+        """What routing `seen` events comes to: the unrouted parked, the message dead when
+        none went anywhere, else done."""
+        if self.unrouted:
+            return Outcome([Park("route", "no route matches: " + ", ".join(self.unrouted))],
+                           MessageStatus.DEAD if self.unrouted_count == seen else None)
+        return Outcome(status=MessageStatus.DONE) if seen else Outcome()
+
+
+def route_events(ctx: Context, events: Iterable[tuple[str, str, Mapping[str, Any]]],
+                 into: Routed | None = None) -> Routed:
+    """Route events, each (event id, type, envelope), adding to `into` (a message routed a
+    page at a time) or to a new Routed. The one place a message's events are routed: the
+    route stage, its streamed form and the fused batch all call it."""
+    routed = into if into is not None else Routed()
+    for event_id, type_, envelope in events:
+        targets = routing.destinations(ctx.settings.routes, envelope)
+        if not targets:
+            routed.unrouted_count += 1
+            if len(routed.unrouted) < 20:
+                routed.unrouted.append(f"{type_} {event_id}")
+        routed.pairs += [(event_id, dest) for dest in targets]
+    return routed
 
 
 TRANSACTIONAL: dict[str, Stage] = {"validate": validate, "map": map_, "route": route}

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from canonical.envelope import Event as CloudEvent
 from gateway.chains import correlate as chain_hooks
 from gateway.partners import Partner
-from gateway.pipeline import routing, stages
+from gateway.pipeline import stages
 from gateway.pipeline.context import Context
 from gateway.store import claims, db, events, messages, payloads, receive
 from gateway.store.models import Message, MessageStatus, WorkItem
@@ -105,8 +105,7 @@ def validate(ctx: Context, item: WorkItem, worker: str) -> None:
     def last(s: Session, current: WorkItem, m: Message) -> None:
         messages.mark(m, stage="validate", status=MessageStatus.PROCESSING)
         if partner is None or result is None:
-            stages.park_item(s, current, m, f"unknown partner {m.partner!r}: no "
-                             f"{ctx.settings.partners_folder}/{m.partner}.yaml")
+            stages.close(s, current, m, stages.partner_gone(ctx, m.partner))
             return
         stages.settle_validation(ctx, s, current, m, partner, result, lambda: digests,
                                  prebuilt)
@@ -185,13 +184,7 @@ def map_(ctx: Context, item: WorkItem, worker: str) -> None:
         write(s, page)
         if made:
             claims.enqueue_once(s, "route", message_id=m.id)
-        if failures:
-            reason = stages.failures(failures)
-            more = f" (and {failed - len(failures)} more)" if failed > len(failures) else ""
-            stages.park_item(s, current, m, f"mapping failed: {reason}{more}",
-                             error=failures[0].error, dead=not made)
-        elif not made:
-            messages.mark(m, status=MessageStatus.DONE)
+        stages.close(s, current, m, stages.mapping_outcome(made, failures, failed))
 
     _finish(ctx, item, worker, last)
 
@@ -200,23 +193,18 @@ def route(ctx: Context, item: WorkItem, worker: str) -> None:
     """stages.route, a page of events per transaction (their deliver items enqueued with them)."""
     msg, _ = _begin(ctx, item)
     lease = ctx.settings.workers.lease_seconds
-    after, seen, unrouted, unrouted_count = 0, 0, [], 0
+    after, seen = 0, 0
+    routed = stages.Routed()
     while True:
         # Read and routed outside the write transaction, which then only inserts.
         with db.transaction(ctx.engine, write=False) as s:
             rows = events.page(s, msg.id, after, ROUTE_PAGE)
         if not rows:
             break
-        targets = []
-        for _, event_id, type_, envelope in rows:
-            found = routing.destinations(ctx.settings.routes, envelope)
-            if not found:
-                unrouted_count += 1
-                if len(unrouted) < 20:
-                    unrouted.append(f"{type_} {event_id}")
-            targets += [(event_id, d) for d in found]
+        routed.pairs = []
+        stages.route_events(ctx, (r[1:] for r in rows), into=routed)
 
-        def write(s: Session, targets: list[tuple[str, str]] = targets) -> None:
+        def write(s: Session, targets: list[tuple[str, str]] = routed.pairs) -> None:
             claims.hold(s, worker, item.id, lease)
             events.add_deliveries(s, msg.id, targets)
 
@@ -226,11 +214,7 @@ def route(ctx: Context, item: WorkItem, worker: str) -> None:
 
     def last(s: Session, current: WorkItem, m: Message) -> None:
         messages.mark(m, stage="route")
-        if unrouted:
-            stages.park_item(s, current, m, "no route matches: " + ", ".join(unrouted),
-                         dead=unrouted_count == seen)
-        elif seen:
-            messages.mark(m, status=MessageStatus.DONE)
+        stages.close(s, current, m, routed.outcome(seen))
 
     _finish(ctx, item, worker, last)
 

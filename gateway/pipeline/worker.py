@@ -1,15 +1,20 @@
 """A worker: claim a batch of items under a lease, heartbeat while their stages run, complete or fail each.
 
-The items of one transactional stage (validate, map, route) in a batch run in one
-transaction, each in its own savepoint, and are completed in its one commit: a batch
-costs one commit, not one per item. An item whose stage raises is rolled back to its
-savepoint alone; the worker then records the failure in a new transaction: a passing
-failure (TransientError, or a bug) is tried again later, up to the configured stage
-retries; a PermanentError is dead-lettered at once with its stage. Should the batch's
-transaction itself fail, its items are run again one at a time. Outbound items
-(deliver, ack) run one by one, each recording its own outcome (see outbound). The
-validate, map and route items of a large message (a payload kept in several parts) run
-one by one too, each in short transactions of its own (see streaming).
+A batch's validate items of small messages (a payload in one part) are fused (see fused):
+read with the claim, validated, mapped and routed in memory with no transaction open,
+then written in one short transaction of a fixed number of set-based statements that also
+completes them; no map or route items in between. A message whose computation raises is
+failed on its own; should the write fail, the items run again one at a time through the
+stages. A lone validate item, and the map and route items of replays, go through the
+one-by-one stages (stages.TRANSACTIONAL): the items of one stage in a batch run in one
+transaction, each in its own savepoint, and are completed in its one commit. An item
+whose stage raises is rolled back to its savepoint alone; the worker then records the
+failure in a new transaction: a passing failure (TransientError, or a bug) is tried again
+later, up to the configured stage retries; a PermanentError is dead-lettered at once with
+its stage. Should the batch's transaction itself fail, its items are run again one at a
+time. Outbound items (deliver, ack) run one by one, each recording its own outcome (see
+outbound). The validate, map and route items of a large message (a payload kept in
+several parts) run one by one too, each in short transactions of its own (see streaming).
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from canonical.errors import PermanentError
 from gateway.chains import deadlines as chain_deadlines
-from gateway.pipeline import crash, outbound, parking, stages, streaming
+from gateway.pipeline import crash, fused, outbound, parking, stages, streaming
 from gateway.pipeline.context import KINDS, Context
 from gateway.store import claims, db, messages, payloads
 from gateway.store.models import MessageStatus, WorkItem
@@ -102,6 +108,19 @@ def _large(session: Session, items: Sequence[WorkItem]) -> set[int]:
     return {i.id for i in mine if i.message_id in large}
 
 
+def _load_fused(session: Session, items: Sequence[WorkItem]
+                ) -> tuple[dict[int, Any], dict[str, fused.Handed]] | None:
+    """The fused batch's messages, or None (then they go one by one) should reading them
+    fail: in a savepoint, so that the claim still commits."""
+    try:
+        with session.begin_nested():
+            return fused.load(session, items)
+    except Exception as exc:
+        log.warning("loading %d messages for a fused batch failed (%s: %s); they go one "
+                    "by one", len(items), type(exc).__name__, exc)
+        return None
+
+
 class Worker:
     """Claims and runs work items of some kinds until told to stop (or, once, until idle)."""
 
@@ -145,6 +164,9 @@ class Worker:
             got = claims.claim(s, self.kinds, self.id, w.lease_seconds, w.batch,
                                max_claims=w.max_claims)
             large = _large(s, got)
+            # The fused batch's input, read while the claim's transaction is open anyway.
+            fusing = [i for i in got if i.kind == "validate" and i.id not in large]
+            loaded = _load_fused(s, fusing) if len(fusing) > 1 else None
         if not got:
             return False
         crash.point("after_claim")
@@ -159,7 +181,9 @@ class Worker:
                 items = [i for i in items if i.id not in large]
                 if not items:
                     continue
-                if stage is not None and len(items) > 1:
+                if kind == "validate" and loaded is not None:
+                    self.run_fused(items, *loaded)
+                elif stage is not None and len(items) > 1:
                     self.run_batch(stage, items)
                 elif kind in outbound.BATCHED and len(items) > 1:
                     # deliver and ack: the batch's effects together, one record.
@@ -191,6 +215,44 @@ class Worker:
             log.warning("%s", exc)  # another worker has it now; our step rolled back
         except Exception as exc:  # every failure is recorded, none kills the loop
             self.failed(item, exc)
+
+    def run_fused(self, items: Sequence[WorkItem], rows: dict[int, Any],
+                  numbers: dict[str, fused.Handed]) -> None:
+        """Small messages' validate items (their messages loaded with the claim: rows, and
+        their partners' next control numbers), validated, mapped and routed in memory,
+        then written a chunk at a time, each chunk in one short transaction (see fused).
+
+        A message whose computation raises fails on its own; a chunk whose write fails
+        runs again one item at a time, by the one-by-one stages.
+        """
+        failures: list[tuple[WorkItem, Exception]] = []
+        chunk: list[fused.Computed] = []
+        size = 0
+        for n, item in enumerate(items):
+            row = rows.get(item.message_id) if item.message_id is not None else None
+            try:
+                if row is None:
+                    raise stages.MissingInput(f"work item {item.id} ({item.kind}): no message "
+                                              f"{item.message_id}")
+                chunk.append(fused.compute(self.ctx, item, row, numbers))
+                size += len(row.data)
+            except Exception as exc:  # this message fails alone, the others go on
+                failures.append((item, exc))
+            if chunk and (size >= fused.CHUNK_BYTES or n == len(items) - 1):
+                self._write_fused(chunk, numbers)
+                chunk, size = [], 0
+        for item, exc in failures:
+            self.failed(item, exc)
+
+    def _write_fused(self, chunk: list[fused.Computed], numbers: dict[str, fused.Handed]) -> None:
+        failure: Exception | None = None
+        try:
+            with db.transaction(self.ctx.engine) as s:
+                fused.write(self.ctx, s, self.id, chunk, numbers)
+        except Exception as exc:
+            failure = exc
+        if failure is not None:  # out of the except: the items' own errors carry no trace of it
+            self._batch_failed([c.item for c in chunk], failure)
 
     def run_batch(self, stage: stages.Stage, items: Sequence[WorkItem]) -> None:
         """Items of one transactional stage in one transaction, a savepoint each, one commit.
@@ -225,10 +287,14 @@ class Worker:
                     done.append(item.id)
                 claims.complete(s, self.id, done)
         except Exception as exc:
-            self._batch_failed(taken, exc)
-            return items[len(taken):]
-        for item, exc in failures:
-            self.failed(item, exc)
+            batch_error = exc
+        else:
+            batch_error = None
+        if batch_error is not None:  # out of the except: see _write_fused
+            self._batch_failed(taken, batch_error)
+        else:
+            for item, exc in failures:
+                self.failed(item, exc)
         return items[len(taken):]
 
     def run_effects(self, effect: Callable[[Context, Sequence[WorkItem]], None],

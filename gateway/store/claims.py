@@ -6,7 +6,7 @@ completes its item in the same commit that stores its output.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from canonical.errors import TransientError
 from gateway.store import db
-from gateway.store.models import DeadLetter, WorkItem, WorkStatus
+from gateway.store.models import DeadLetter, DeadLetterStatus, WorkItem, WorkStatus
 
 # R4: an input that kills its worker this many times is parked instead of claimed again.
 MAX_CLAIMS = 3
@@ -59,6 +59,17 @@ def enqueue_once(session: Session, kind: str, *, message_id: int | None = None,
               "run_after": now, "created_at": now, "updated_at": now}
     row = select(*(literal(v, t.c[k].type).label(k) for k, v in values.items())).where(~waiting)
     return session.scalar(t.insert().from_select(list(values), row).returning(t.c.id))
+
+
+def enqueue_once_of(session: Session, kind: str, message_ids: Collection[int]) -> None:
+    """enqueue_once for several messages: one look for those waiting, one insert of the rest."""
+    if not message_ids:
+        return
+    waiting = set(session.scalars(select(WorkItem.message_id).where(
+        WorkItem.kind == kind, WorkItem.message_id.in_(list(message_ids)),
+        WorkItem.delivery_id.is_(None),
+        WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))))
+    enqueue_many(session, kind, [m for m in dict.fromkeys(message_ids) if m not in waiting])
 
 
 def enqueue_many(session: Session, kind: str, message_ids: list[int], *,
@@ -186,13 +197,32 @@ def park(session: Session, *, stage: str, reason: str, error_chain: list[dict[st
          attempts: int = 1, now: datetime | None = None) -> DeadLetter:
     """Park work as a dead letter for an operator, in the caller's transaction (the
     caller words the reason and the chain, secrets hidden: see pipeline/parking)."""
-    now = now or db.utcnow()
-    row = DeadLetter(message_id=message_id, delivery_id=delivery_id, work_item_id=work_item_id,
-                     stage=stage, endpoint=endpoint, reason=reason, error_chain=error_chain,
-                     attempts=attempts, first_failed_at=now, last_failed_at=now)
+    row = DeadLetter(**_letter(stage=stage, reason=reason, error_chain=error_chain,
+                               message_id=message_id, delivery_id=delivery_id,
+                               work_item_id=work_item_id, endpoint=endpoint,
+                               attempts=attempts, now=now))
     session.add(row)
     session.flush()
     return row
+
+
+def park_many(session: Session, letters: Sequence[dict[str, Any]]) -> None:
+    """park for several, each given as park's keyword arguments: one statement."""
+    if letters:
+        now = db.utcnow()
+        session.execute(DeadLetter.__table__.insert(),
+                        [_letter(**{"now": now, **kw}) for kw in letters])
+
+
+def _letter(*, stage: str, reason: str, error_chain: list[dict[str, Any]],
+            message_id: int | None = None, delivery_id: int | None = None,
+            work_item_id: int | None = None, endpoint: str | None = None,
+            attempts: int = 1, now: datetime | None = None) -> dict[str, Any]:
+    now = now or db.utcnow()
+    return {"message_id": message_id, "delivery_id": delivery_id,
+            "work_item_id": work_item_id, "stage": stage, "endpoint": endpoint,
+            "reason": reason, "error_chain": error_chain, "attempts": attempts,
+            "first_failed_at": now, "last_failed_at": now, "status": DeadLetterStatus.PARKED}
 
 
 def _held(worker_id: str, ids: Iterable[int]) -> tuple:

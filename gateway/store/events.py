@@ -20,14 +20,19 @@ from gateway.store.models import Delivery, DeliveryStatus, Event, WorkItem, Work
 def add_events(session: Session, message_id: int, partner: str,
                events: Sequence[CloudEvent]) -> None:
     """Keep each event whole, once per id (an id kept before is left as it is)."""
-    if not events:
+    add_events_of(session, [(message_id, partner, e) for e in events])
+
+
+def add_events_of(session: Session, made: Sequence[tuple[int, str, CloudEvent]]) -> None:
+    """add_events for the events of several messages, each (message id, partner, event)."""
+    if not made:
         return
     now = db.utcnow()
     session.execute(
         db.insert_new(session, Event, Event.event_id),
         [{"event_id": e.id, "message_id": message_id, "type": e.type,
           "partner": e.partner or partner, "subject": e.subject, "envelope": e.to_dict(),
-          "created_at": now} for e in events])
+          "created_at": now} for message_id, partner, e in made])
 
 
 def of_message(session: Session, message_id: int) -> list[Row[tuple[str, str, dict]]]:
@@ -48,22 +53,30 @@ def add_deliveries(session: Session, message_id: int,
                    targets: Iterable[tuple[str, str]]) -> int:
     """A pending delivery per (event id, destination), and a deliver item for each pending
     one that has none waiting; how many items were enqueued."""
-    pairs = list(dict.fromkeys(targets))
-    if not pairs:
+    return add_deliveries_of(session, [(message_id, e, d) for e, d in targets])
+
+
+def add_deliveries_of(session: Session, targets: Iterable[tuple[int, str, str]]) -> int:
+    """add_deliveries for the events of several messages, each (message id, event id,
+    destination): three statements however many."""
+    triples = list(dict.fromkeys(targets))
+    if not triples:
         return 0
+    message_of = {e: m for m, e, _ in triples}
     now = db.utcnow()
     session.execute(
         db.insert_new(session, Delivery, Delivery.event_id, Delivery.destination),
         [{"event_id": e, "destination": d, "status": DeliveryStatus.PENDING, "attempts": 0,
-          "next_attempt_at": now, "created_at": now, "updated_at": now} for e, d in pairs])
+          "next_attempt_at": now, "created_at": now, "updated_at": now}
+         for e, d in dict.fromkeys((e, d) for _, e, d in triples)])
     waiting = exists().where(WorkItem.kind == "deliver", WorkItem.delivery_id == Delivery.id,
                              WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))
-    ids = list(session.scalars(select(Delivery.id).where(
-        Delivery.event_id.in_(list({e for e, _ in pairs})),
-        Delivery.status == DeliveryStatus.PENDING, ~waiting).order_by(Delivery.id)))
-    if ids:
+    rows = session.execute(select(Delivery.id, Delivery.event_id).where(
+        Delivery.event_id.in_(list(message_of)),
+        Delivery.status == DeliveryStatus.PENDING, ~waiting).order_by(Delivery.id)).all()
+    if rows:
         session.execute(WorkItem.__table__.insert(), [
-            {"kind": "deliver", "message_id": message_id, "delivery_id": i,
+            {"kind": "deliver", "message_id": message_of[e], "delivery_id": i,
              "status": WorkStatus.PENDING, "attempts": 0, "lost_leases": 0, "run_after": now,
-             "created_at": now, "updated_at": now} for i in ids])
-    return len(ids)
+             "created_at": now, "updated_at": now} for i, e in rows])
+    return len(rows)

@@ -4,10 +4,12 @@ and the duplicate check on interchange control numbers (ISA13)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, select, text
+from sqlalchemy import and_, exists, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from gateway.store import db, models, payloads
@@ -135,48 +137,180 @@ def payload(session: Session, digest: str) -> bytes:
     return payloads.read_all(session, digest)
 
 
-def record_interchange(session: Session, *, message_id: int, partner: str,
-                       sender_qualifier: str, sender_id: str, receiver_qualifier: str,
-                       receiver_id: str, isa13: str, content: bytes | str,
-                       window: timedelta = DEFAULT_WINDOW,
-                       now: datetime | None = None) -> Interchange:
-    """Record an interchange and judge it against those of the window before it.
+def envelope_key(partner: str, sender_qualifier: str, sender_id: str,
+                 receiver_qualifier: str, receiver_id: str, isa13: str) -> tuple[str, ...]:
+    """What identifies an interchange for the duplicate check, as it is kept (trimmed, fitted)."""
+    return (partner, *(models.fit(v.strip()) or "" for v in (
+        sender_qualifier, sender_id, receiver_qualifier, receiver_id, isa13)))
+
+
+def content_digest(content: bytes | str) -> str:
+    """The content hash kept for an interchange (content: its bytes, or a digest of them)."""
+    return sha256(content.encode("utf-8") if isinstance(content, str) else content)
+
+
+def judge(earlier: Sequence[tuple[int, str]], digest: str) -> tuple[str, int | None]:
+    """The verdict on an interchange and the one it repeats, from (id, content digest) of
+    those with its key in the window before it (oldest first, duplicates left out).
 
     accepted: its control number is new. duplicate: the same control number with the
     same content came before, so it has no new effect. quarantined: the same control
     number with other content; an operator decides, since either copy may be the right one.
     """
+    same = next((i for i, d in earlier if d == digest), None)
+    if same is not None:
+        return InterchangeStatus.DUPLICATE, same
+    if earlier:
+        return InterchangeStatus.QUARANTINED, earlier[0][0]
+    return InterchangeStatus.ACCEPTED, None
+
+
+def _lock_keys(session: Session, keys: Iterable[tuple[str, ...]]) -> None:
+    """Two workers judging the same control number at once would both see nothing before
+    them: on PostgreSQL each key is locked for the transaction, in one order for all (no
+    deadlock); SQLite needs no lock, its writers already run one at a time."""
+    if db.is_sqlite(session):
+        return
+    names = sorted({"interchange:" + "\x1f".join(k) for k in keys})
+    if names:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                             "FROM unnest(CAST(:keys AS text[])) AS k"), {"keys": names})
+
+
+def _same_key(key: tuple[str, ...]) -> tuple[Any, ...]:
+    return (Interchange.partner == key[0], Interchange.sender_qualifier == key[1],
+            Interchange.sender_id == key[2], Interchange.receiver_qualifier == key[3],
+            Interchange.receiver_id == key[4], Interchange.isa13 == key[5])
+
+
+def record_interchange(session: Session, *, message_id: int, partner: str,
+                       sender_qualifier: str, sender_id: str, receiver_qualifier: str,
+                       receiver_id: str, isa13: str, content: bytes | str,
+                       window: timedelta = DEFAULT_WINDOW,
+                       now: datetime | None = None) -> Interchange:
+    """Record an interchange and judge it against those of the window before it (judge)."""
     now = now or db.utcnow()
-    key = (partner, *(models.fit(v.strip()) or "" for v in (
-        sender_qualifier, sender_id, receiver_qualifier, receiver_id, isa13)))
-    if not db.is_sqlite(session):
-        # Two workers judging the same control number at once would both see nothing
-        # before them; SQLite needs no lock, its writers already run one at a time.
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                        {"k": "interchange:" + "\x1f".join(key)})
-    digest = sha256(content.encode("utf-8") if isinstance(content, str) else content)
-    earlier = session.scalars(
-        select(Interchange)
-        .where(Interchange.partner == key[0], Interchange.sender_qualifier == key[1],
-               Interchange.sender_id == key[2], Interchange.receiver_qualifier == key[3],
-               Interchange.receiver_id == key[4], Interchange.isa13 == key[5],
-               Interchange.received_at >= now - window,
+    key = envelope_key(partner, sender_qualifier, sender_id, receiver_qualifier, receiver_id,
+                       isa13)
+    _lock_keys(session, [key])
+    digest = content_digest(content)
+    earlier = session.execute(
+        select(Interchange.id, Interchange.content_sha256)
+        .where(*_same_key(key), Interchange.received_at >= now - window,
                Interchange.status != InterchangeStatus.DUPLICATE)
         .order_by(Interchange.received_at, Interchange.id)).all()
-    same = next((i for i in earlier if i.content_sha256 == digest), None)
-    if same is not None:
-        status, original = InterchangeStatus.DUPLICATE, same
-    elif earlier:
-        status, original = InterchangeStatus.QUARANTINED, earlier[0]
-    else:
-        status, original = InterchangeStatus.ACCEPTED, None
+    status, original = judge([tuple(r) for r in earlier], digest)  # type: ignore[misc]
     row = Interchange(message_id=message_id, partner=key[0], sender_qualifier=key[1],
                       sender_id=key[2], receiver_qualifier=key[3], receiver_id=key[4],
                       isa13=key[5], content_sha256=digest, received_at=now, status=status,
-                      duplicate_of_id=original.id if original else None)
+                      duplicate_of_id=original)
     session.add(row)
     session.flush()
     return row
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One interchange of a message as recorded: its row, verdict and whether it was there
+    before (a replay of the message's validation finds its interchanges recorded)."""
+
+    id: int
+    isa13: str
+    status: str
+    duplicate_of_id: int | None
+    recorded_before: bool
+
+
+def record_interchanges(session: Session, messages: Sequence[tuple[int, Sequence[tuple[tuple[str, ...], str]]]],
+                        *, window: timedelta = DEFAULT_WINDOW,
+                        now: datetime | None = None) -> dict[int, list[Judged]]:
+    """record_interchange for a batch of messages, set-based: one look-up for all, one insert.
+
+    messages: (message id, its interchanges in file order as (envelope_key, content_digest)).
+    A message whose validation recorded as many interchanges before (a replay) keeps
+    those; the others are recorded now, each judged against the store's and those before
+    it in this batch, in order, as one by one would.
+    """
+    now = now or db.utcnow()
+    ids = [m for m, _ in messages]
+    keys = {k for _, ics in messages for k, _ in ics}
+    if not keys:
+        return {m: [] for m in ids}
+    _lock_keys(session, keys)
+    cols = (Interchange.partner, Interchange.sender_qualifier, Interchange.sender_id,
+            Interchange.receiver_qualifier, Interchange.receiver_id, Interchange.isa13)
+    rows = session.execute(
+        select(Interchange.id, Interchange.message_id, *cols, Interchange.content_sha256,
+               Interchange.received_at, Interchange.status, Interchange.duplicate_of_id)
+        # OR of one equality per key, not a row-value IN: SQLite searches the index for
+        # each term of an OR, but scans the whole table for (a, b, ..) IN (...).
+        .where(or_(Interchange.message_id.in_(ids),
+                   *(and_(*_same_key(k)) for k in sorted(keys))))
+        .order_by(Interchange.received_at, Interchange.id)).all()
+    mine = set(ids)
+    before: dict[int, list[Judged]] = {}
+    earlier: dict[tuple[str, ...], list[tuple[int, str]]] = {}
+    for r in sorted(rows, key=lambda r: r.id):
+        if r.message_id in mine:
+            before.setdefault(r.message_id, []).append(
+                Judged(r.id, r.isa13, r.status, r.duplicate_of_id, True))
+    for r in rows:
+        key = tuple(r[2:8])
+        if (key in keys and r.received_at >= now - window
+                and r.status != InterchangeStatus.DUPLICATE):
+            earlier.setdefault(key, []).append((r.id, r.content_sha256))
+    out: dict[int, list[Judged]] = {}
+    # New rows go in with a negative placeholder for their id until inserted.
+    pending: list[tuple[int, int, dict[str, Any]]] = []  # (message, placeholder, row)
+    made: dict[int, int] = {}  # placeholder -> id, once inserted
+    for message_id, ics in messages:
+        if len(before.get(message_id, ())) == len(ics):
+            out[message_id] = before[message_id]
+            continue
+        out[message_id] = []
+        for key, digest in ics:
+            status, original = judge(earlier.get(key, []), digest)
+            row = {"message_id": message_id, "partner": key[0], "sender_qualifier": key[1],
+                   "sender_id": key[2], "receiver_qualifier": key[3], "receiver_id": key[4],
+                   "isa13": key[5], "content_sha256": digest, "received_at": now,
+                   "status": status, "duplicate_of_id": original}
+            if original is not None and original < 0 and original not in made:
+                # It repeats one of this batch still to insert: write those first.
+                _insert_judged(session, pending, made, before)
+            if original is not None and original < 0:
+                row["duplicate_of_id"] = made[original]
+            placeholder = -(len(made) + len(pending) + 1)
+            pending.append((message_id, placeholder, row))
+            out[message_id].append(Judged(placeholder, key[5], status, row["duplicate_of_id"],
+                                          False))
+            if status != InterchangeStatus.DUPLICATE:
+                earlier.setdefault(key, []).append((placeholder, digest))
+    _insert_judged(session, pending, made, before)
+    for message_id, judged in out.items():
+        out[message_id] = [j if j.id > 0 else Judged(made[j.id], j.isa13, j.status,
+                                                     j.duplicate_of_id, False) for j in judged]
+    return out
+
+
+def _insert_judged(session: Session, pending: list[tuple[int, int, dict[str, Any]]],
+                   made: dict[int, int], before: dict[int, list[Judged]]) -> None:
+    """Insert the pending rows, noting each placeholder's new id: one INSERT of all (no
+    RETURNING, which SQLite would answer row by row to keep their order), then one
+    SELECT of the new ids, in insertion order within each message (ids grow as inserted)."""
+    if not pending:
+        return
+    session.execute(insert(Interchange), [row for _, _, row in pending])
+    known = set(made.values()) | {j.id for js in before.values() for j in js}
+    fresh: dict[int, list[int]] = {}
+    for new_id, message_id in session.execute(
+            select(Interchange.id, Interchange.message_id)
+            .where(Interchange.message_id.in_({m for m, _, _ in pending}))
+            .order_by(Interchange.id)):
+        if new_id not in known:
+            fresh.setdefault(message_id, []).append(new_id)
+    for message_id, placeholder, _ in pending:
+        made[placeholder] = fresh[message_id].pop(0)
+    pending.clear()
 
 
 def interchanges_of(session: Session, message_id: int) -> list[Interchange]:

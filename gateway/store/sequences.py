@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, update
+from collections.abc import Collection, Mapping
+
+from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -15,25 +17,48 @@ from mappings.x12.writer import MAX_CONTROL_NUMBER
 
 def take(session: Session, scope: str, kind: str, start: int = 1) -> int:
     """The next number of scope's kind sequence, taken in the caller's transaction."""
-    assert kind in KINDS
-    on_sqlite = db.is_sqlite(session)
-    # A `start` above the stored number moves it forward, never back.
-    larger = func.max if on_sqlite else func.greatest
-    step = (update(ControlNumber)
-            .where(ControlNumber.scope == scope, ControlNumber.kind == kind)
-            .values(last=larger(ControlNumber.last, start - 1) + 1)
-            .returning(ControlNumber.last))
-    row = session.execute(step).scalar_one_or_none()
-    if row is None:  # the sequence's first number: make its row (once, whoever races us)
-        session.execute(db.insert_new(session, ControlNumber)
-                        .values(scope=scope, kind=kind, last=start - 1))
-        row = session.execute(step).scalar_one()
-    if row > MAX_CONTROL_NUMBER:
-        # Raising rolls the increment back, so the table still says "used up".
-        raise OutboundDataError(
-            f"the {kind} control numbers of {scope!r} are used up (last "
-            f"{row - 1}); they are never wrapped around")
-    return int(row)
+    return reserve(session, scope, {kind: 1}, start)[kind]
+
+
+def reserve(session: Session, scope: str, counts: Mapping[str, int],
+            start: int = 1) -> dict[str, int]:
+    """Take counts[kind] numbers of each kind of scope at once, in the caller's transaction:
+    the first of each kind's block (the block runs on from it). One UPDATE .. RETURNING
+    for all kinds (and, the first time, one INSERT of the rows)."""
+    wanted = {k: n for k, n in counts.items() if n > 0}
+    assert set(wanted) <= set(KINDS)
+    out: dict[str, int] = {}
+    for attempt in range(2):
+        todo = {k: n for k, n in wanted.items() if k not in out}
+        if not todo:
+            break
+        if attempt:  # the sequences' first numbers: make their rows (once, whoever races us)
+            session.execute(db.insert_new(session, ControlNumber),
+                            [{"scope": scope, "kind": k, "last": start - 1} for k in todo])
+        # A `start` above the stored number moves it forward, never back.
+        larger = func.max if db.is_sqlite(session) else func.greatest
+        step = (update(ControlNumber)
+                .where(ControlNumber.scope == scope, ControlNumber.kind.in_(list(todo)))
+                .values(last=larger(ControlNumber.last, start - 1)
+                        + case(todo, value=ControlNumber.kind))
+                .returning(ControlNumber.kind, ControlNumber.last))
+        for kind, last in session.execute(step).all():
+            if last > MAX_CONTROL_NUMBER:
+                # Raising rolls the increment back, so the table still says "used up".
+                raise OutboundDataError(
+                    f"the {kind} control numbers of {scope!r} are used up (last "
+                    f"{last - todo[kind]}); they are never wrapped around")
+            out[kind] = int(last) - todo[kind] + 1
+    return out
+
+
+def last_taken(session: Session, scopes: Collection[str]) -> dict[tuple[str, str], int]:
+    """The last number taken of each sequence of these scopes, by (scope, kind)."""
+    if not scopes:
+        return {}
+    rows = session.execute(select(ControlNumber.scope, ControlNumber.kind, ControlNumber.last)
+                           .where(ControlNumber.scope.in_(list(scopes))))
+    return {(scope, kind): int(last) for scope, kind, last in rows}
 
 
 class StoreControlNumbers(Sequences):

@@ -218,13 +218,24 @@ def _letters(ctx: Context) -> list[DeadLetter]:
         return list(s.scalars(select(DeadLetter).order_by(DeadLetter.id)))
 
 
+def _validate_alone(ctx: Context, tmp_path: Path) -> None:
+    """Validate each waiting message on its own, by the validate stage (no fused batch):
+    its map item is left waiting."""
+    _reconfigure(ctx, tmp_path, workers={"batch": 1})
+    Worker(ctx, "w0", kinds=("validate",)).run(until_idle=True)
+    _reconfigure(ctx, tmp_path)
+
+
 def test_a_batch_is_one_commit_and_one_failing_item_is_undone_alone(
-        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+        ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The map and route items (of a replay, or of messages validated alone) run a batch
+    in one transaction, a savepoint each."""
     from sqlalchemy import event as sa_event
 
     from gateway.pipeline import stages
 
     ids = [_receive(ctx, ACME.replace(b"000001001", f"{n:09d}".encode())) for n in (11, 12, 13)]
+    _validate_alone(ctx, tmp_path)
     real_map = stages.TRANSACTIONAL["map"]
     calls: list[int] = []
 
@@ -238,10 +249,9 @@ def test_a_batch_is_one_commit_and_one_failing_item_is_undone_alone(
     _freeze_batch_clock(monkeypatch)  # one batch however slow this machine is
     commits: list[int] = []
     sa_event.listen(ctx.engine, "commit", lambda conn: commits.append(1))
-    worker = Worker(ctx, "w1")
-    assert worker.step()  # the three validate items, one batch
-    assert len(commits) == 2  # the claim, and the batch
-    assert worker.step()  # the three map items (and the three acks)
+    worker = Worker(ctx, "w1", kinds=("map",))
+    assert worker.step()  # the three map items, one batch
+    assert len(commits) == 3  # the claim, the batch, and the failure's record
     with db.transaction(ctx.engine, write=False) as s:
         mapped = set(s.scalars(select(Event.message_id)))
     assert mapped == {ids[0], ids[2]}  # the failed one left nothing behind
@@ -253,7 +263,7 @@ def test_a_batch_is_one_commit_and_one_failing_item_is_undone_alone(
 
 
 def test_a_long_batch_is_cut_into_transactions_of_about_a_second(
-        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+        ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import event as sa_event
 
     from gateway.pipeline import stages
@@ -261,23 +271,24 @@ def test_a_long_batch_is_cut_into_transactions_of_about_a_second(
 
     for n in (21, 22, 23, 24):
         _receive(ctx, ACME.replace(b"000001001", f"{n:09d}".encode()))
-    real_validate = stages.TRANSACTIONAL["validate"]
-    now = [0.0]  # the worker's clock: only slow_validate moves it, whatever the machine
+    _validate_alone(ctx, tmp_path)
+    real_map = stages.TRANSACTIONAL["map"]
+    now = [0.0]  # the worker's clock: only slow_map moves it, whatever the machine
 
-    def slow_validate(c: Context, s: Any, item: WorkItem) -> None:
-        real_validate(c, s, item)
+    def slow_map(c: Context, s: Any, item: WorkItem) -> None:
+        real_map(c, s, item)
         now[0] += 0.3  # a large file
 
-    monkeypatch.setitem(stages.TRANSACTIONAL, "validate", slow_validate)
+    monkeypatch.setitem(stages.TRANSACTIONAL, "map", slow_map)
     monkeypatch.setattr(worker_mod, "BATCH_SECONDS", 0.5)
     commits: list[int] = []
     sa_event.listen(ctx.engine, "commit", lambda conn: commits.append(1))
-    worker = Worker(ctx, "w1")
+    worker = Worker(ctx, "w1", kinds=("map",))
     worker.clock = lambda: now[0]
     assert worker.step()
     # The claim, then 2 + 2 items: each transaction stops taking items after 0.5 s.
     assert len(commits) == 3
-    assert _count(ctx, Interchange) == 4
+    assert _count(ctx, Event) == 4
 
 
 # ---- the failure branches: a stage failing for good, a batch failing, bad partners, ---------
