@@ -51,6 +51,12 @@ def _time(value: str | datetime | None, fallback: datetime) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def to_millis(at: datetime) -> datetime:
+    """A time as events carry it (milliseconds): documents that came in together keep the
+    order of their kinds (a 997 before the 855 beside it), whatever their source."""
+    return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
+
+
 def _event_parts(ev: CloudEvent | Mapping[str, Any]) -> tuple[str, str, str, dict, str | None, Any]:
     """(partner, event type, id, data, x12control, time) of an event or envelope dict."""
     if isinstance(ev, CloudEvent):
@@ -119,7 +125,7 @@ def join_many(session: Session, grouped: Mapping[tuple[str, str], Sequence[r.Rea
                          "number": rd.number, "x12control": rd.x12control,
                          "message_id": (message_of.get(id(rd)) if message_of is not None
                                         else message_id),
-                         "at": rd.at, "observed_at": now,
+                         "at": to_millis(rd.at), "observed_at": now,
                          "facts": rd.facts | ({"direction": direction}
                                               if rd.type == r.PURCHASE_ORDER else {})})
             lines.append([vars(ln) for ln in rd.lines])
@@ -253,7 +259,7 @@ def po_acknowledged(session: Session, partner: str, po_number: str, accepted: bo
                     reason: str | None, at: datetime, *,
                     routes: Sequence[Route] | None = None) -> list[CloudEvent]:
     """A 997/999 answered our PO: the ack deadline is met; a rejection is an exception."""
-    now = db.utcnow()
+    now, at = db.utcnow(), to_millis(at)
     chain_id = po_chains.chain(session, partner, po_number, state=variances.WAITING, now=now)
     po_chains.meet(session, chain_id, ACK, at)
     key = f"{'accepted' if accepted else 'rejected'}:{envelope.format_time(at)}"
