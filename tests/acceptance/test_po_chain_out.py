@@ -8,8 +8,9 @@ workers' injected clock and across restarts; a 997 rejecting the PO is one rejec
 
 Each runs on SQLite (ERP file) and PostgreSQL (ERP over HTTP, the simulator, and the file),
 with the partner's files arriving one at a time (each validated and mapped alone) or
-together (one fused batch). The files beside this test (po_out/) answer
-samples/orders/globex-po.json; the 997 is made from the 850 the gateway wrote.
+together (one fused batch). The 855, 856, 810 and receipt in samples/orders/ (the README's
+walk-through) answer samples/orders/globex-po.json; the 997 is made from the 850 the
+gateway wrote.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from tests.pipeline_support import Site, cwd
 
 pytestmark = pytest.mark.acceptance
 
-HERE = Path(__file__).parent / "po_out"
-SAMPLE = REPO / "samples/orders/globex-po.json"
+HERE = REPO / "samples/orders"  # the order and what globex and the ERP send back for it
+SAMPLE = HERE / "globex-po.json"
 PO = "4500012345"
 EXCEPTION = "com.edi-gateway.exception.v1"
 
@@ -172,7 +173,7 @@ def test_po_out_997_855_856_receipt_810_give_one_quantity_and_one_three_way_exce
     [cut] = gw.exceptions()
     assert line(cut) == ("acknowledged_quantity", PO, "2", "10", "8")
     assert cut["data"]["documents"][-1]["type"] == "po_acknowledgment"
-    said = gw.edigw("receipts", "send", str(HERE / "receipt-GR-7401.json"))
+    said = gw.edigw("receipts", "send", str(HERE / "globex-receipt.json"))
     assert f"joined PO {PO} of globex: 0 exception(s)" in said
     gw.site.drop("globex", HERE / "globex-810.edi")
     gw.site.run()
@@ -206,7 +207,7 @@ def test_po_out_997_855_856_receipt_810_give_one_quantity_and_one_three_way_exce
 
     # Everything again (the receipt posted twice, the files dropped twice, another run):
     # nothing new reaches the ERP.
-    gw.edigw("receipts", "send", str(HERE / "receipt-GR-7401.json"))
+    gw.edigw("receipts", "send", str(HERE / "globex-receipt.json"))
     for name in ("globex-855-cut.edi", "globex-856.edi", "globex-810.edi"):
         gw.site.drop("globex", HERE / name, "again-" + name)
     gw.site.run()
