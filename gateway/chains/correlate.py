@@ -258,7 +258,8 @@ def po_sent(session: Session, partner: str, po_data: Mapping[str, Any], sent_at:
 def po_acknowledged(session: Session, partner: str, po_number: str, accepted: bool,
                     reason: str | None, at: datetime, *,
                     routes: Sequence[Route] | None = None) -> list[CloudEvent]:
-    """A 997/999 answered our PO: the ack deadline is met; a rejection is an exception."""
+    """A 997/999 answered our PO: the ack deadline is met; a rejection is an exception
+    (and the 855 deadline is cancelled)."""
     now, at = db.utcnow(), to_millis(at)
     chain_id = po_chains.chain(session, partner, po_number, state=variances.WAITING, now=now)
     po_chains.meet(session, chain_id, ACK, at)
@@ -269,6 +270,9 @@ def po_acknowledged(session: Session, partner: str, po_number: str, accepted: bo
         now=now)
     if not new or accepted:
         return []
+    # The partner's translator refused the 850 itself: no 855 will answer it, and the
+    # rejection is the exception to act on, not a missing 855 two days later.
+    po_chains.cancel(session, chain_id, PO_ACK, at)
     docs = variances.ordered_docs(readings_of(po_chains.documents(session, chain_id)))
     pos = [d for d in docs if d.type == r.PURCHASE_ORDER][-1:]
     ack = next(d for d in docs if d.doc_key == key)

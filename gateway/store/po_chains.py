@@ -21,7 +21,7 @@ from gateway.store.models import (
     PoChainLine,
 )
 
-PENDING, MET, FIRED = "pending", "met", "fired"
+PENDING, MET, FIRED, CANCELLED = "pending", "met", "fired", "cancelled"
 
 
 @dataclass(frozen=True)
@@ -259,6 +259,14 @@ def meet(session: Session, chain_id: int, kind: str, at: datetime) -> None:
     session.execute(update(PoChainDeadline).where(
         PoChainDeadline.chain_id == chain_id, PoChainDeadline.kind == kind,
         PoChainDeadline.state == PENDING).values(state=MET, closed_at=at),
+        execution_options={"synchronize_session": False})
+
+
+def cancel(session: Session, chain_id: int, kind: str, at: datetime) -> None:
+    """A pending deadline that nothing can meet any more (no 855 follows a rejected 850)."""
+    session.execute(update(PoChainDeadline).where(
+        PoChainDeadline.chain_id == chain_id, PoChainDeadline.kind == kind,
+        PoChainDeadline.state == PENDING).values(state=CANCELLED, closed_at=at),
         execution_options={"synchronize_session": False})
 
 

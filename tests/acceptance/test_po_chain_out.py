@@ -254,11 +254,15 @@ def test_a_997_rejecting_the_po_is_one_rejection_exception(gateway: Gateway) -> 
             rejected["data"]["severity"]) == ("ack_rejected", PO, "error")
     assert "AK4: element 3 (355): 7 (invalid code value), value 'CS'" in \
         rejected["data"]["message"]
-    # The 997 came in time: its deadline is met, and no tick finds it missing.
+    # The 997 came in time: its deadline is met, and no tick finds it missing; no 855
+    # follows a rejected 850, so none is missed either.
     gw.workers_at(due(gw, "ack") + timedelta(hours=1))
+    gw.workers_at(due(gw, "po_ack") + timedelta(hours=1))
     gw.site.run()
     assert gw.exceptions() == [rejected]
     shown = gw.show()
+    assert {d["kind"]: d["state"] for d in shown["deadlines"]} == {
+        "ack": "met", "po_ack": "cancelled"}
     assert [(d["type"], d.get("accepted")) for d in shown["documents"]] == [
         ("purchase_order", None), ("functional_ack", False)]
     assert [e["kind"] for e in shown["exceptions"]] == ["ack_rejected"]
