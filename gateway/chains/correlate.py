@@ -237,17 +237,26 @@ def po_sent(session: Session, partner: str, po_data: Mapping[str, Any], sent_at:
             policy: ChainPolicy | None = None, *,
             routes: Sequence[Route] | None = None) -> list[CloudEvent]:
     """Our outbound PO opens (or joins) its chain and sets its deadlines: the 997/999 and
-    the 855 within the policy's hours of sent_at."""
+    the 855 within the policy's hours of sent_at. Sent again with other content (corrected
+    after a rejection, say), the deadlines start again from this sending."""
     policy = policy or DEFAULT
     rd = r.purchase_order(po_data, doc_key=f"sent:{_digest(po_data)}", at=sent_at)
     now = db.utcnow()
+    chain_id = po_chains.chain(session, partner, rd.po_number, state=variances.WAITING, now=now)
+    again = any(d.type == r.PURCHASE_ORDER and d.facts.get("direction") == "outbound"
+                and d.doc_key != rd.doc_key for d in po_chains.documents(session, chain_id))
     out = join(session, partner, rd.po_number, [rd], policy, routes=routes, now=now,
                direction="outbound")
-    chain_id = po_chains.chain(session, partner, rd.po_number, state=variances.OPEN, now=now)
     due = [(kind, sent_at + timedelta(hours=hours), hours) for kind, hours in
            ((ACK, policy.ack_within_hours), (PO_ACK, policy.po_ack_within_hours)) if hours]
     po_chains.add_deadlines(session, chain_id, due)
-    have = {d.type: d.at for d in po_chains.documents(session, chain_id)}
+    if again:
+        po_chains.renew(session, chain_id, due)
+    # An answer already in (a partner quicker than our record of the sending) meets its
+    # deadline; when we sent before, only one that came after this sending is its answer.
+    since = to_millis(sent_at) if again else None
+    have = {d.type: d.at for d in po_chains.documents(session, chain_id)
+            if since is None or d.at >= since}
     if r.FUNCTIONAL_ACK in have:
         po_chains.meet(session, chain_id, ACK, have[r.FUNCTIONAL_ACK])
     if r.PO_ACK in have:

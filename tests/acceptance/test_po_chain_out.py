@@ -266,3 +266,17 @@ def test_a_997_rejecting_the_po_is_one_rejection_exception(gateway: Gateway) -> 
     assert [(d["type"], d.get("accepted")) for d in shown["documents"]] == [
         ("purchase_order", None), ("functional_ack", False)]
     assert [e["kind"] for e in shown["exceptions"]] == ["ack_rejected"]
+
+    # The buyer sends the order again, replaced: its own 997 is awaited, and missed.
+    first_due = due(gw, "ack")
+    corrected = json.loads(SAMPLE.read_text("utf-8"))
+    corrected["purpose"], corrected["notes"] = "replace", ["Deliver to dock 8."]
+    (gw.site.root / "corrected.json").write_text(json.dumps(corrected), "utf-8")
+    assert "document 2, ISA13 000000002" in gw.edigw(
+        "orders", "send", str(gw.site.root / "corrected.json"), "--partner", "globex")
+    gw.site.run()
+    assert len(list((gw.site.root / "var/outbox/globex").glob("850_*"))) == 2
+    again = {d["kind"]: d["state"] for d in gw.show()["deadlines"]}
+    assert again == {"ack": "pending", "po_ack": "pending"} and due(gw, "ack") > first_due
+    gw.workers_at(due(gw, "ack") + timedelta(minutes=1))
+    assert [e["data"]["kind"] for e in gw.exceptions()] == ["ack_rejected", "ack_missing"]
