@@ -51,6 +51,12 @@ def _time(value: str | datetime | None, fallback: datetime) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def to_millis(at: datetime) -> datetime:
+    """A time as events carry it (milliseconds): documents that came in together keep the
+    order of their kinds (a 997 before the 855 beside it), whatever their source."""
+    return at.replace(microsecond=at.microsecond - at.microsecond % 1000)
+
+
 def _event_parts(ev: CloudEvent | Mapping[str, Any]) -> tuple[str, str, str, dict, str | None, Any]:
     """(partner, event type, id, data, x12control, time) of an event or envelope dict."""
     if isinstance(ev, CloudEvent):
@@ -119,7 +125,7 @@ def join_many(session: Session, grouped: Mapping[tuple[str, str], Sequence[r.Rea
                          "number": rd.number, "x12control": rd.x12control,
                          "message_id": (message_of.get(id(rd)) if message_of is not None
                                         else message_id),
-                         "at": rd.at, "observed_at": now,
+                         "at": to_millis(rd.at), "observed_at": now,
                          "facts": rd.facts | ({"direction": direction}
                                               if rd.type == r.PURCHASE_ORDER else {})})
             lines.append([vars(ln) for ln in rd.lines])
@@ -231,17 +237,26 @@ def po_sent(session: Session, partner: str, po_data: Mapping[str, Any], sent_at:
             policy: ChainPolicy | None = None, *,
             routes: Sequence[Route] | None = None) -> list[CloudEvent]:
     """Our outbound PO opens (or joins) its chain and sets its deadlines: the 997/999 and
-    the 855 within the policy's hours of sent_at."""
+    the 855 within the policy's hours of sent_at. Sent again with other content (corrected
+    after a rejection, say), the deadlines start again from this sending."""
     policy = policy or DEFAULT
     rd = r.purchase_order(po_data, doc_key=f"sent:{_digest(po_data)}", at=sent_at)
     now = db.utcnow()
+    chain_id = po_chains.chain(session, partner, rd.po_number, state=variances.WAITING, now=now)
+    again = any(d.type == r.PURCHASE_ORDER and d.facts.get("direction") == "outbound"
+                and d.doc_key != rd.doc_key for d in po_chains.documents(session, chain_id))
     out = join(session, partner, rd.po_number, [rd], policy, routes=routes, now=now,
                direction="outbound")
-    chain_id = po_chains.chain(session, partner, rd.po_number, state=variances.OPEN, now=now)
     due = [(kind, sent_at + timedelta(hours=hours), hours) for kind, hours in
            ((ACK, policy.ack_within_hours), (PO_ACK, policy.po_ack_within_hours)) if hours]
     po_chains.add_deadlines(session, chain_id, due)
-    have = {d.type: d.at for d in po_chains.documents(session, chain_id)}
+    if again:
+        po_chains.renew(session, chain_id, due)
+    # An answer already in (a partner quicker than our record of the sending) meets its
+    # deadline; when we sent before, only one that came after this sending is its answer.
+    since = to_millis(sent_at) if again else None
+    have = {d.type: d.at for d in po_chains.documents(session, chain_id)
+            if since is None or d.at >= since}
     if r.FUNCTIONAL_ACK in have:
         po_chains.meet(session, chain_id, ACK, have[r.FUNCTIONAL_ACK])
     if r.PO_ACK in have:
@@ -252,8 +267,9 @@ def po_sent(session: Session, partner: str, po_data: Mapping[str, Any], sent_at:
 def po_acknowledged(session: Session, partner: str, po_number: str, accepted: bool,
                     reason: str | None, at: datetime, *,
                     routes: Sequence[Route] | None = None) -> list[CloudEvent]:
-    """A 997/999 answered our PO: the ack deadline is met; a rejection is an exception."""
-    now = db.utcnow()
+    """A 997/999 answered our PO: the ack deadline is met; a rejection is an exception
+    (and the 855 deadline is cancelled)."""
+    now, at = db.utcnow(), to_millis(at)
     chain_id = po_chains.chain(session, partner, po_number, state=variances.WAITING, now=now)
     po_chains.meet(session, chain_id, ACK, at)
     key = f"{'accepted' if accepted else 'rejected'}:{envelope.format_time(at)}"
@@ -263,6 +279,9 @@ def po_acknowledged(session: Session, partner: str, po_number: str, accepted: bo
         now=now)
     if not new or accepted:
         return []
+    # The partner's translator refused the 850 itself: no 855 will answer it, and the
+    # rejection is the exception to act on, not a missing 855 two days later.
+    po_chains.cancel(session, chain_id, PO_ACK, at)
     docs = variances.ordered_docs(readings_of(po_chains.documents(session, chain_id)))
     pos = [d for d in docs if d.type == r.PURCHASE_ORDER][-1:]
     ack = next(d for d in docs if d.doc_key == key)

@@ -53,8 +53,8 @@ def _fire(ctx: Context, now: datetime, limit: int) -> int:
             pos = [d for d in docs if d.type == r.PURCHASE_ORDER][-1:]
             kind = correlate.MISSING[due.kind]
             what = "997/999" if due.kind == correlate.ACK else "855"
-            finding = variances.Finding(
-                kind, kind, f"PO {due.po_number}: no {what} from {due.partner} within "
+            finding = variances.Finding(  # keyed by its due time: a PO sent again has its own
+                f"{kind}:{due.due_at.isoformat()}", kind, f"PO {due.po_number}: no {what} from {due.partner} within "
                 f"{due.hours:g} hours of the PO (due {due.due_at.isoformat()})",
                 documents=pos, expected=due.due_at.isoformat(), tolerance={"hours": due.hours})
             correlate.emit(s, due.chain_id, due.partner, due.po_number, [finding],

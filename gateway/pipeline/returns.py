@@ -162,7 +162,9 @@ def settle_returned_acks(session: Session, msg: Message, partner: Partner,
                         interchange.control_number, wanted)
     except X12ReadError:
         return []  # the validator read it; this cannot fail where it did not
-    now = db.utcnow()
+    # When the partner's answer came in, not when a worker got to it: the chain orders its
+    # documents by it and the deadline is met by it, and a replay keeps the same time.
+    at = msg.received_at or db.utcnow()
     out: list[ReturnedAck] = []
     for group in answers:
         gs06 = _digits(group.control)
@@ -184,10 +186,10 @@ def settle_returned_acks(session: Session, msg: Message, partner: Partner,
             reason = None if accepted else f"{group.kind} {verdict}: " + (
                 "; ".join(why) if why else "rejected")
             outbound_documents.acknowledge(session, doc.id, accepted=accepted, reason=reason,
-                                           message_id=msg.id, at=now)
+                                           message_id=msg.id, at=at)
             correlate.po_acknowledged(session, partner.id, doc.po_number, accepted, reason,
-                                      now, routes=routes)
+                                      at, routes=routes)
             out.append(ReturnedAck(partner.id, doc.po_number,
-                                   "accepted" if accepted else "rejected", reason, doc.id, now,
+                                   "accepted" if accepted else "rejected", reason, doc.id, at,
                                    group.kind, msg.id))
     return out

@@ -511,7 +511,8 @@ class PoChainFinding(Base):
 
 
 class PoChainDeadline(Base):
-    """A document a chain waits for by a time: pending, met, or fired (its exception emitted)."""
+    """A document a chain waits for by a time: pending, met, fired (its exception emitted),
+    or cancelled (nothing can meet it any more)."""
 
     __tablename__ = "po_chain_deadlines"
     __table_args__ = (UniqueConstraint("chain_id", "kind"), Index(None, "state", "due_at"),
@@ -520,7 +521,7 @@ class PoChainDeadline(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     chain_id: Mapped[int] = mapped_column(ForeignKey("po_chains.id"))
     kind: Mapped[str] = mapped_column(String(16))  # ack (997/999) or po_ack (855)
-    state: Mapped[str] = mapped_column(String(16))  # pending, met, fired
+    state: Mapped[str] = mapped_column(String(16))  # pending, met, fired, cancelled
     due_at: Mapped[datetime]
     hours: Mapped[float] = mapped_column(Float())
     closed_at: Mapped[datetime | None]  # when it was met or fired

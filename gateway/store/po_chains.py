@@ -21,7 +21,7 @@ from gateway.store.models import (
     PoChainLine,
 )
 
-PENDING, MET, FIRED = "pending", "met", "fired"
+PENDING, MET, FIRED, CANCELLED = "pending", "met", "fired", "cancelled"
 
 
 @dataclass(frozen=True)
@@ -254,11 +254,29 @@ def add_deadlines(session: Session, chain_id: int,
                                       PoChainDeadline.kind), rows)
 
 
+def renew(session: Session, chain_id: int, due: Iterable[tuple[str, datetime, float]]) -> None:
+    """Deadlines (kind, due_at, hours) pending again from a new due time, whatever they
+    came to before (our PO sent again: its own 997 and 855 are awaited)."""
+    for kind, at, hours in due:
+        session.execute(update(PoChainDeadline).where(
+            PoChainDeadline.chain_id == chain_id, PoChainDeadline.kind == kind).values(
+            state=PENDING, due_at=at, hours=hours, closed_at=None),
+            execution_options={"synchronize_session": False})
+
+
 def meet(session: Session, chain_id: int, kind: str, at: datetime) -> None:
     """The document a pending deadline waited for came in."""
     session.execute(update(PoChainDeadline).where(
         PoChainDeadline.chain_id == chain_id, PoChainDeadline.kind == kind,
         PoChainDeadline.state == PENDING).values(state=MET, closed_at=at),
+        execution_options={"synchronize_session": False})
+
+
+def cancel(session: Session, chain_id: int, kind: str, at: datetime) -> None:
+    """A pending deadline that nothing can meet any more (no 855 follows a rejected 850)."""
+    session.execute(update(PoChainDeadline).where(
+        PoChainDeadline.chain_id == chain_id, PoChainDeadline.kind == kind,
+        PoChainDeadline.state == PENDING).values(state=CANCELLED, closed_at=at),
         execution_options={"synchronize_session": False})
 
 

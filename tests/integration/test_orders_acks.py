@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from gateway import orders
 from gateway import partners as partners_mod
+from gateway.chains import views
 from gateway.pipeline import returns
 from gateway.store import db, receive
 from gateway.store.models import Message, OutboundDocument
@@ -104,10 +105,15 @@ def test_a_997_accepting_our_850_marks_it_accepted(tmp_path: Path, store_url: st
             assert msg is not None
             [ic] = validator.validate(receive.payload(s, msg.payload_sha256)).interchanges
             [outcome] = returns.settle_returned_acks(s, msg, _partners().get("globex"), ic)
+        with db.transaction(engine, write=False) as s:
+            shown = views.chain(s, "PO-ACK-1", "globex")
     finally:
         engine.dispose()
     assert (outcome.partner, outcome.po_number, outcome.status, outcome.document_id,
             outcome.reason) == ("globex", "PO-ACK-1", "accepted", doc.id, None)
+    # Its time is the 997's arrival, so the replay is the same document of the chain.
+    assert outcome.acknowledged_at == got.acknowledged_at
+    assert [d["type"] for d in shown["documents"]] == ["purchase_order", "functional_ack"]
 
 
 def test_a_997_rejecting_our_850_marks_it_rejected_with_the_reasons(
