@@ -209,20 +209,22 @@ def open_for_writing(files: Iterable[tuple[int, int]], proc: Path = Path("/proc"
     found: set[tuple[int, int]] = set()
     if not wanted or not (proc / "self" / "fd").is_dir():
         return found
-    for pid in os.listdir(proc):
+    # Plain strings, not Paths: every descriptor of every process is looked at each poll.
+    root = os.fspath(proc)
+    for pid in os.listdir(root):
         if not pid.isdigit():
             continue
-        fd_dir = proc / pid / "fd"
+        fd_dir = f"{root}/{pid}/fd/"
         try:
             fds = os.listdir(fd_dir)
         except OSError:
             continue  # gone, or not ours to look into
         for fd in fds:
             try:
-                target = os.readlink(fd_dir / fd)
+                target = os.readlink(fd_dir + fd)
                 if not target.startswith("/"):
                     continue  # a pipe, socket or anonymous inode
-                st = os.stat(fd_dir / fd)
+                st = os.stat(fd_dir + fd)
             except OSError:
                 continue
             key = (st.st_dev, st.st_ino)

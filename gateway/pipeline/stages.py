@@ -42,7 +42,7 @@ from gateway.store.sequences import SessionControlNumbers
 from mappings import translate
 from mappings.verdicts import Verdict
 from mappings.x12 import acks, validator
-from mappings.x12.reader import X12Reader
+from mappings.x12.reader import Segment, X12Reader
 from mappings.x12.results import FileResult, InterchangeResult
 
 Stage = Callable[[Context, Session, WorkItem], None]
@@ -319,19 +319,33 @@ def sender_problem(ctx: Context, partner: Partner,
     return None
 
 
+class Digests:
+    """A content hash of each interchange, by its place in the file, delimiters aside: fed
+    the file's segments in order (as the validator's tap, or by interchange_digests)."""
+
+    def __init__(self) -> None:
+        self.hashes: list[Any] = []
+
+    def __call__(self, seg: Segment) -> None:
+        if seg.id == "ISA":
+            self.hashes.append(hashlib.sha256())
+        if self.hashes:
+            self.hashes[-1].update("\x1f".join(seg.fields).encode("utf-8", "replace") + b"\n")
+
+    def result(self) -> dict[int, str]:
+        return {n: h.hexdigest() for n, h in enumerate(self.hashes)}
+
+
 def interchange_digests(data: bytes | BinaryIO) -> dict[int, str]:
     """A content hash of each interchange, by its place in the file, delimiters aside."""
-    hashes: list[Any] = []
+    digests = Digests()
     try:
         with X12Reader(data) as reader:
             for seg in reader:
-                if seg.id == "ISA":
-                    hashes.append(hashlib.sha256())
-                if hashes:
-                    hashes[-1].update("\x1f".join(seg.fields).encode("utf-8", "replace") + b"\n")
+                digests(seg)
     except X12ReadError:
         pass  # the validator has said what is wrong; hash what could be read
-    return {n: h.hexdigest() for n, h in enumerate(hashes)}
+    return digests.result()
 
 
 def _record(session: Session, msg: Message, ic: InterchangeResult, digest: str) -> Interchange:

@@ -177,10 +177,23 @@ def _lock_keys(session: Session, keys: Iterable[tuple[str, ...]]) -> None:
                              "FROM unnest(CAST(:keys AS text[])) AS k"), {"keys": names})
 
 
+def _same_envelope(envelope: tuple[str, ...]) -> tuple[Any, ...]:
+    """The conditions on partner, sender and receiver: a key without its ISA13."""
+    return (Interchange.partner == envelope[0], Interchange.sender_qualifier == envelope[1],
+            Interchange.sender_id == envelope[2], Interchange.receiver_qualifier == envelope[3],
+            Interchange.receiver_id == envelope[4])
+
+
 def _same_key(key: tuple[str, ...]) -> tuple[Any, ...]:
-    return (Interchange.partner == key[0], Interchange.sender_qualifier == key[1],
-            Interchange.sender_id == key[2], Interchange.receiver_qualifier == key[3],
-            Interchange.receiver_id == key[4], Interchange.isa13 == key[5])
+    return (*_same_envelope(key), Interchange.isa13 == key[5])
+
+
+def _by_envelope(keys: Iterable[tuple[str, ...]]) -> list[tuple[tuple[str, ...], list[str]]]:
+    """Keys grouped by all but their control number (ISA13), in a fixed order."""
+    grouped: dict[tuple[str, ...], list[str]] = {}
+    for key in sorted(keys):
+        grouped.setdefault(key[:5], []).append(key[5])
+    return list(grouped.items())
 
 
 def record_interchange(session: Session, *, message_id: int, partner: str,
@@ -242,10 +255,13 @@ def record_interchanges(session: Session, messages: Sequence[tuple[int, Sequence
     rows = session.execute(
         select(Interchange.id, Interchange.message_id, *cols, Interchange.content_sha256,
                Interchange.received_at, Interchange.status, Interchange.duplicate_of_id)
-        # OR of one equality per key, not a row-value IN: SQLite searches the index for
-        # each term of an OR, but scans the whole table for (a, b, ..) IN (...).
+        # An OR of one term per envelope (partner, sender, receiver) with its control
+        # numbers IN a list, not a row-value IN: SQLite searches the index for each term of
+        # an OR, but scans the whole table for (a, b, ..) IN (...). A batch is mostly one
+        # envelope, so the statement stays small and its compiled form is reused.
         .where(or_(Interchange.message_id.in_(ids),
-                   *(and_(*_same_key(k)) for k in sorted(keys))))
+                   *(and_(*_same_envelope(envelope), Interchange.isa13.in_(isa13s))
+                     for envelope, isa13s in _by_envelope(keys))))
         .order_by(Interchange.received_at, Interchange.id)).all()
     mine = set(ids)
     before: dict[int, list[Judged]] = {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import BinaryIO
 
@@ -77,9 +77,11 @@ def leniency_codes(codes: Iterable[str]) -> frozenset[str]:
 def validate(source: str | os.PathLike[str] | bytes | BinaryIO, *, path: str = "<input>",
              max_bytes: int | None = None,
              maps: str | os.PathLike[str] | None = None,
-             accept_with_errors: Iterable[str] = ()) -> FileResult:
+             accept_with_errors: Iterable[str] = (),
+             tap: Callable[[Segment], object] | None = None) -> FileResult:
     """Validate one X12 file (path, bytes or binary stream) into a FileResult; see the
-    module docstring for `accept_with_errors`."""
+    module docstring for `accept_with_errors`. tap, if given, is called with each segment
+    as it is read (so that a caller needing the segments too does not read them again)."""
     lenient = leniency_codes(accept_with_errors)
     if isinstance(source, str | os.PathLike) and path == "<input>":
         path = os.fspath(source)
@@ -100,7 +102,7 @@ def validate(source: str | os.PathLike[str] | bytes | BinaryIO, *, path: str = "
     run = _Run(result, folder, lenient)
     try:
         with reader:
-            run.read(reader)
+            run.read(reader, tap)
     except InputTooLarge:
         raise
     except X12ReadError as exc:
@@ -114,6 +116,12 @@ def validate(source: str | os.PathLike[str] | bytes | BinaryIO, *, path: str = "
     for w in reader.info.warnings:
         result.findings.append(Finding("file", "", w, severity="warning"))
     return result
+
+
+def _tapped(segments: Iterable[Segment], tap: Callable[[Segment], object]) -> Iterator[Segment]:
+    for seg in segments:
+        tap(seg)
+        yield seg
 
 
 class _Set:
@@ -242,9 +250,9 @@ class _Run:
 
     # -- driving ---------------------------------------------------------------------
 
-    def read(self, reader: X12Reader) -> None:
+    def read(self, reader: X12Reader, tap: Callable[[Segment], object] | None = None) -> None:
         envelope = _ENVELOPE_IDS
-        for seg in reader:
+        for seg in (reader if tap is None else _tapped(reader, tap)):
             fields = seg.fields
             sid = fields[0]
             st = self.set
