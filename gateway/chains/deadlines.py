@@ -43,6 +43,9 @@ def fire_due(ctx: Context, now: datetime, *, every: float = 0.0, limit: int = BA
 
 
 def _fire(ctx: Context, now: datetime, limit: int) -> int:
+    with db.transaction(ctx.engine, write=False) as s:
+        if not po_chains.anything_due(s, now):
+            return 0  # the usual tick: no write transaction (on SQLite, no write lock)
     fired = 0
     with db.transaction(ctx.engine) as s:
         for due in po_chains.claim_due(s, now, limit):

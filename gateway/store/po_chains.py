@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.store import db
@@ -289,6 +289,14 @@ class Due:
     kind: str
     due_at: datetime
     hours: float
+
+
+def anything_due(session: Session, now: datetime) -> bool:
+    """Whether a deadline is due by now or a finding waits to be routed: one read on the
+    two indexes, so that a tick with nothing to do takes no write lock."""
+    due = exists().where(PoChainDeadline.state == PENDING, PoChainDeadline.due_at <= now)
+    waiting = exists().where(PoChainFinding.routed_at.is_(None))
+    return bool(session.scalar(select(due | waiting)))
 
 
 def claim_due(session: Session, now: datetime, limit: int) -> list[Due]:
