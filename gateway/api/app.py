@@ -34,11 +34,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # Webhooks read their bodies themselves, up to each partner's max_bytes.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=(webhooks.PREFIX,))
     problems.install(app)
+    # The webhooks first: the one route partners call at volume is matched before the
+    # others are tried (no other route takes its path, so the order changes nothing else).
+    webhooks.install(app, settings.partners_dir, settings.mappings_root)
     app.include_router(routes.router)
     app.include_router(order_routes.router)
     app.include_router(chain_routes.router)  # PO chains and goods receipts
     portal_pages.install(app)  # the partner portal's pages under /portal
-    webhooks.install(app, settings.partners_dir, settings.mappings_root)
     return app
 
 

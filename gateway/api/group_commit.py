@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 IDLE = 5.0  # seconds without work before the thread ends
+# An item, the loop of the request waiting for it, and the future it awaits.
+_Queued = tuple[T, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 class GroupCommit(Generic[T, R]):
@@ -34,8 +36,7 @@ class GroupCommit(Generic[T, R]):
         self._store = store
         self.max_batch = max_batch
         self.name = name
-        self._queue: queue.SimpleQueue[tuple[T, Callable[[Any, BaseException | None], None]]]
-        self._queue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Queued[T]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.batches = 0  # how many store() calls, for tests and benchmarks
@@ -45,14 +46,8 @@ class GroupCommit(Generic[T, R]):
         """Store item with whatever else is queued; its result, or the exception raised."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
-
-        def resolve(result: Any, error: BaseException | None) -> None:
-            # A closed loop (RuntimeError) has nobody waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, future, result, error)
-
         with self._lock:
-            self._queue.put((item, resolve))
+            self._queue.put((item, loop, future))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
                 self._thread.start()
@@ -84,14 +79,13 @@ class GroupCommit(Generic[T, R]):
                     break
             self._run(batch)
 
-    def _run(self, batch: list[tuple[T, Callable[[Any, BaseException | None], None]]]) -> None:
+    def _run(self, batch: list[_Queued[T]]) -> None:
         try:
-            results = self._store([item for item, _ in batch])
+            results = self._store([item for item, _, _ in batch])
         except Exception as exc:
             if len(batch) == 1 or isinstance(exc, TransientError):
                 # A store that is busy or down now is so for each alone too: all answered.
-                for _, resolve in batch:
-                    resolve(None, exc)
+                _answer([(loop, future, None, exc) for _, loop, future in batch])
                 return
             # One bad item must not fail the others: each alone, with its own answer.
             for one in batch:
@@ -99,8 +93,27 @@ class GroupCommit(Generic[T, R]):
             return
         self.batches += 1
         self.items += len(batch)
-        for (_, resolve), result in zip(batch, results, strict=True):
-            resolve(result, None)
+        _answer([(loop, future, result, None)
+                 for (_, loop, future), result in zip(batch, results, strict=True)])
+
+
+def _answer(answers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Any,
+                                BaseException | None]]) -> None:
+    """Settle the futures on their loops: one wake-up of each loop for the whole batch
+    (one per future would wake it, and hand the GIL over, as many times)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any,
+                                                        BaseException | None]]] = {}
+    for loop, future, result, error in answers:
+        by_loop.setdefault(loop, []).append((future, result, error))
+    for loop, settled in by_loop.items():
+        # A closed loop (RuntimeError) has nobody waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        _settle(future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -29,6 +29,7 @@ LOCKED_RETRY_FOR = 20.0
 
 _WRITE = "edigw_write"
 _DURABLE = "edigw_durable"
+_MODE = "edigw_mode"  # (write, durable) the connection's pragmas are set for
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 
@@ -120,13 +121,18 @@ def _tune_sqlite(engine: Engine, busy_timeout: float, locked_retry_for: float) -
         write = conn.get_execution_options().get(_WRITE, True)
         raw = conn.connection.driver_connection
         assert isinstance(raw, sqlite3.Connection)
-        # A read transaction that writes would fail now and then under load (see below);
-        # query_only turns the mistake into an immediate, always-visible error instead.
-        # (Set before BEGIN: a query_only connection cannot BEGIN IMMEDIATE.)
-        raw.execute(f"PRAGMA query_only = {'OFF' if write else 'ON'}")
-        # NORMAL in WAL mode: the commit survives any process dying, not a power cut.
         durable = conn.get_execution_options().get(_DURABLE, True)
-        raw.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        # The pragmas below stay set on the connection: each is sent only when it changes
+        # (a statement costs a hand-over of the GIL, which a busy thread beside may hold).
+        mode = conn.connection.info.get(_MODE)
+        if mode != (write, durable):
+            # A read transaction that writes would fail now and then under load (see
+            # below); query_only turns the mistake into an immediate, always-visible error
+            # instead. (Set before BEGIN: a query_only connection cannot BEGIN IMMEDIATE.)
+            raw.execute(f"PRAGMA query_only = {'OFF' if write else 'ON'}")
+            # NORMAL in WAL mode: the commit survives any process dying, not a power cut.
+            raw.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            conn.connection.info[_MODE] = (write, durable)
         # IMMEDIATE takes the write lock up front, where SQLite's busy handler waits for it;
         # a deferred transaction that reads then writes fails at once with "database is
         # locked" whatever the timeout, because waiting could not make its snapshot valid.
@@ -143,6 +149,12 @@ def _is_locked(error: BaseException) -> bool:
 
 
 def _begin_retrying(raw: sqlite3.Connection, sql: str, retry_for: float) -> None:
+    try:
+        raw.execute(sql)
+        return
+    except sqlite3.OperationalError as error:
+        if not _is_locked(error):
+            raise
     # Retrying BEGIN is always safe: nothing of the step has run yet.
     retrying = Retrying(
         retry=retry_if_exception(_is_locked),

@@ -17,6 +17,7 @@ from gateway.store.models import Interchange, InterchangeStatus, Message, Payloa
 
 # A partner may reuse ISA13 after wrapping or a reset; within this window a repeat is news.
 DEFAULT_WINDOW = timedelta(days=365)
+_PAYLOADS, _MESSAGES = Payload.__table__, Message.__table__
 # Interchanges whose sets go on to mapping: new ones, and quarantined ones an operator let through.
 PASSED = (InterchangeStatus.ACCEPTED, InterchangeStatus.RELEASED)
 
@@ -110,20 +111,25 @@ def receive_many(session: Session, items: list[Incoming], *,
             continue
         rows.append({"sha256": digest, "size": len(item.data), "data": item.data, "parts": 1,
                      "created_at": now})
+    # Core statements on the tables (not the ORM's bulk insert): no objects are wanted
+    # back, and the ORM's bookkeeping would cost more than the statements themselves.
     if rows:
-        session.execute(db.insert_new(session, Payload, Payload.sha256), rows)
+        session.execute(db.insert_new(session, _PAYLOADS, _PAYLOADS.c.sha256), rows)
     keys = {(i.partner, d): i for i, d in zip(items, digests, strict=True)}
     inserted = session.execute(
-        db.insert_new(session, Message, Message.partner, Message.payload_sha256)
-        .returning(Message.partner, Message.payload_sha256),
+        db.insert_new(session, _MESSAGES, _MESSAGES.c.partner, _MESSAGES.c.payload_sha256)
+        .returning(_MESSAGES.c.id, _MESSAGES.c.partner, _MESSAGES.c.payload_sha256),
         [{"partner": p, "channel": i.channel, "source_name": i.source_name,
           "payload_sha256": d, "received_at": now, "updated_at": now}
          for (p, d), i in keys.items()]).all()
-    new = {(p, d) for p, d in inserted}
-    ids = {(p, d): i for i, p, d in session.execute(
-        select(Message.id, Message.partner, Message.payload_sha256)
-        .where(Message.payload_sha256.in_({d for _, d in keys}),
-               Message.partner.in_({p for p, _ in keys})))}
+    ids = {(p, d): i for i, p, d in inserted}
+    new = set(ids)
+    known = keys.keys() - new  # received before: looked up, the common case has none
+    if known:
+        ids.update({(p, d): i for i, p, d in session.execute(
+            select(Message.id, Message.partner, Message.payload_sha256)
+            .where(Message.payload_sha256.in_({d for _, d in known}),
+                   Message.partner.in_({p for p, _ in known})))})
     out, given = [], set()
     for item, digest in zip(items, digests, strict=True):
         key = (item.partner, digest)

@@ -35,9 +35,10 @@ def record(session: Session, became: dict[Key, int], *,
     now = now or db.utcnow()
     # ON CONFLICT: of two requests with one id at once, the second waits for the first's
     # commit on PostgreSQL and then finds its row instead of failing on the key.
+    t = WebhookId.__table__  # Core, not the ORM's bulk insert: no objects are wanted back
     inserted = session.execute(
-        db.insert_new(session, WebhookId, WebhookId.partner, WebhookId.webhook_id)
-        .returning(WebhookId.partner, WebhookId.webhook_id),
+        db.insert_new(session, t, t.c.partner, t.c.webhook_id)
+        .returning(t.c.partner, t.c.webhook_id),
         [{"partner": p, "webhook_id": w, "message_id": m, "received_at": now}
          for (p, w), m in became.items()]).all()
     recorded = {(p, w) for p, w in inserted}

@@ -99,3 +99,38 @@ def test_a_busy_store_fails_the_whole_batch_at_once() -> None:
     got = asyncio.run(main())
     assert all(isinstance(g, TransientError) for g in got)
     assert calls == [[0], [1, 2, 3]]  # not tried again one by one
+
+
+def test_a_batch_wakes_the_waiting_loop_once() -> None:
+    release = threading.Event()
+    seen: list[list[int]] = []
+
+    def store(items: list[int]) -> list[int]:
+        seen.append(items)
+        if len(seen) == 1:
+            release.wait(5)
+        return [i + 100 for i in items]
+
+    commits = GroupCommit(store)
+    wakes: list[int] = []
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        plain = loop.call_soon_threadsafe
+
+        def counted(*args: object, **kwargs: object) -> object:
+            wakes.append(1)
+            return plain(*args, **kwargs)  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        first = asyncio.ensure_future(commits.submit(0))
+        while not seen:
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(commits.submit(i)) for i in range(1, 9)]
+        await asyncio.sleep(0.01)
+        release.set()
+        return [await first, *[await r for r in rest]]
+
+    assert asyncio.run(main()) == [i + 100 for i in range(9)]
+    assert seen == [[0], list(range(1, 9))]
+    assert len(wakes) == 2  # one per batch, not one per item

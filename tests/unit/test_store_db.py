@@ -48,6 +48,28 @@ def test_only_a_step_that_asks_skips_the_wait_for_the_disk(tmp_path: Path) -> No
         assert s.execute(text("SELECT n FROM counter")).scalar() == 3
 
 
+def test_the_mode_pragmas_are_sent_only_when_the_mode_changes(tmp_path: Path) -> None:
+    engine = _counter(tmp_path)
+    engine.pool.dispose()
+    sent: list[str] = []
+    with db.transaction(engine) as s:  # the one pooled connection, traced from now on
+        s.connection().connection.driver_connection.set_trace_callback(sent.append)
+    steps = [("write", True), ("write", True), ("read", False), ("read", False),
+             ("write", True)]
+    pragmas = []
+    for _, write in steps:
+        sent.clear()
+        with db.transaction(engine, write=write) as s:
+            s.execute(text("SELECT n FROM counter"))
+            if not write:
+                with pytest.raises(Exception, match="readonly"):
+                    s.execute(text("UPDATE counter SET n = 5"))
+        pragmas.append([q for q in sent if q.startswith("PRAGMA query_only")])
+    assert pragmas == [[], [], ["PRAGMA query_only = ON"], [], ["PRAGMA query_only = OFF"]]
+    with db.transaction(engine) as s:  # and the writer writes
+        s.execute(text("UPDATE counter SET n = 7"))
+
+
 def test_default_url_is_sqlite_under_var() -> None:
     assert db.DEFAULT_URL == "sqlite:///var/edigw.db"
 
