@@ -81,10 +81,16 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text("utf-8")))
 
 
+def id_pattern() -> str:
+    """The pattern of a partner id, as the partner schema states it (the API's partner
+    parameters take it from here too)."""
+    return str(_validator().schema["properties"]["id"]["pattern"])
+
+
 def check_id(partner_id: str) -> None:
     """PartnerConfigError unless partner_id is a valid partner id (the schema's pattern);
     an id becomes a folder name, so `../x` must never get that far."""
-    pattern = _validator().schema["properties"]["id"]["pattern"]
+    pattern = id_pattern()
     if not re.match(pattern, partner_id):
         raise PartnerConfigError(f"partner id {partner_id!r}: lower case letters, digits and "
                                  f"dashes, starting with a letter ({pattern})")

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 
 from canonical.errors import ConfigError, GatewayError, SchemaError
+from gateway import partners as partners_mod
 from gateway.api.auth import Operator
 from gateway.api.problems import problem
 from gateway.chains import views
 from gateway.store import db
 
 router = APIRouter(tags=["chains"])
-PartnerId = Annotated[str, Path(max_length=100, pattern=r"^[a-z][a-z0-9-]*$",
+PartnerId = Annotated[str, Path(max_length=40, pattern=partners_mod.id_pattern(),
                                 description="The partner's id, as in conf/partners/<id>.yaml")]
 PoNumber = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[^\x00]*$",
                                description="The purchase order number")]
@@ -39,7 +40,8 @@ def show_chain(request: Request, who: Operator, partner: PartnerId,
 @router.get("/v1/chains")
 def list_chains(request: Request, who: Operator,
                 open: Annotated[bool, Query(description="Only chains not yet matched")] = False,
-                partner: Annotated[str | None, Query(max_length=100)] = None,
+                partner: Annotated[str | None, Query(max_length=40,
+                                                     pattern=partners_mod.id_pattern())] = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
     """Chains, newest first."""
     with db.transaction(request.app.state.engine, write=False) as s:
@@ -52,8 +54,9 @@ def post_receipt(request: Request, who: Operator,
                      description="Canonical goods_receipt.v1 data",
                      examples=[RECEIPT_EXAMPLE])],
                  partner: Annotated[str | None, Query(
-                     max_length=100, description="The partner (found by the PO number "
-                     "when only one chain has it)")] = None) -> Any:
+                     max_length=40, pattern=partners_mod.id_pattern(),
+                     description="The partner (found by the PO number when only one "
+                     "chain has it)")] = None) -> Any:
     """A goods receipt from the ERP joins its PO's chain for the three-way match; the
     exceptions it raises are routed like any event, in the same transaction."""
     state = request.app.state

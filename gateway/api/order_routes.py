@@ -13,7 +13,7 @@ from gateway.api.auth import Operator
 from gateway.api.problems import problem
 
 router = APIRouter()
-PartnerId = Annotated[str, Query(pattern=r"^[a-z][a-z0-9-]{0,39}$",
+PartnerId = Annotated[str, Query(pattern=partners_mod.id_pattern(), max_length=40,
                                  description="The partner id, as in conf/partners/<id>.yaml")]
 ORDER_BODY = Body(description="purchase_order.v1 data (canonical/schemas/purchase_order.v1"
                               ".json): the shape the gateway emits for inbound orders",

@@ -40,7 +40,7 @@ router = APIRouter()
 PATH = "/v1/partners/{partner}/messages"
 PREFIX = "/v1/partners/"  # these routes enforce their own body limit, the partner's
 INLINE_BYTES = 256 * 1024  # bodies up to this are checked on the event loop, larger in a thread
-PartnerId = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{0,39}$", max_length=40,
+PartnerId = Annotated[str, Path(pattern=partners_mod.id_pattern(), max_length=40,
                                 description="The partner's id, as in conf/partners/<id>.yaml")]
 # Optional here so that a missing one is the spec's 401, not FastAPI's 422.
 WebhookHeader = Annotated[str | None, Header(max_length=1000)]
