@@ -25,13 +25,6 @@ from tests.integration.conftest import pg_dsn, pg_url  # noqa: F401 - fixtures
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def api(store_url: str, tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, str], str]]:
     ctx = context(store_url, tmp_path)

@@ -53,13 +53,6 @@ class _Collect(logging.Handler):
         self.sink.append(self.format(record))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def api(store_url: str, tmp_path: Path) -> Iterator[Api]:
     engine = migrated(store_url)

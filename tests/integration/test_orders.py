@@ -29,13 +29,6 @@ pytestmark = pytest.mark.integration
 SAMPLE = REPO / "samples/orders/globex-po.json"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def site(tmp_path: Path, store_url: str) -> Site:
     # Short leases: a killed worker's send item is taken back within a second or two.

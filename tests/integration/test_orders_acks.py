@@ -26,13 +26,6 @@ pytestmark = pytest.mark.integration
 SAMPLE = REPO / "samples/orders/globex-po.json"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 def _partners() -> partners_mod.Partners:
     return partners_mod.load_all(REPO / "conf/partners", mappings_root=REPO / "mappings")
 

@@ -26,13 +26,6 @@ SAMPLE = json.loads((REPO / "samples/orders/globex-po.json").read_text())
 PATH = "/v1/purchase-orders"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def api(store_url: str, tmp_path: Path) -> Iterator[tuple[httpx.Client, dict[str, dict[str, str]], str]]:
     engine = migrated(store_url)
