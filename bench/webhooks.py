@@ -125,6 +125,9 @@ class Requests:
                 self.icn, 1)
         doc = json.loads(json.dumps(INVOICE))
         doc["data"]["invoice"]["number"] = f"BL-{self.tag}-{self.n}"
+        # Each invoice bills an order of its own, as a partner's invoices do: not the same
+        # PO thousands of times over, whose chain would grow by one invoice per request.
+        doc["data"]["invoice"]["purchase_order"]["number"] = f"PO-{self.tag}-{self.n}"
         return PATH, "application/json", json.dumps(doc).encode()
 
     def next(self) -> bytes:
