@@ -338,3 +338,37 @@ def test_take_accepts_what_the_reference_package_signs() -> None:
                      "content-type": "application/json"}, b'{"a": 1}', now=NOW)
     assert json.loads(got.data) == {"a": 1}
     assert got.endpoint == "webhook:/v1/partners/p/messages"
+
+
+@pytest.mark.parametrize("header", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+def test_an_over_long_webhook_header_is_422_naming_it_and_stores_nothing(
+        rig: Rig, header: str) -> None:
+    # The route reads its parameters itself (cheaper than FastAPI's solving); the limits
+    # the OpenAPI document states must hold all the same, as FastAPI's own 422.
+    headers = {**signed(INVOICE), header: "v1," + "A" * 1000}
+    r = rig.client.post(PATH, content=INVOICE, headers=headers)
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"][0]["loc"] == ["header", header]
+    assert rig.stored_nothing()
+
+
+@pytest.mark.parametrize("partner", ["Bad_Id", "a" * 41, "9lives", "abc%0A"])
+def test_a_partner_id_off_the_pattern_is_422_on_the_path(rig: Rig, partner: str) -> None:
+    r = rig.client.post(f"/v1/partners/{partner}/messages", content=INVOICE,
+                        headers=signed(INVOICE))
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["loc"] == ["path", "partner"]
+    assert rig.stored_nothing()
+
+
+def test_the_openapi_document_states_the_routes_parameters(rig: Rig) -> None:
+    op = rig.client.get("/openapi.json").json()["paths"][
+        "/v1/partners/{partner}/messages"]["post"]
+    params = {(p["in"], p["name"]): p for p in op["parameters"]}
+    assert set(params) == {("path", "partner"), ("header", "webhook-id"),
+                           ("header", "webhook-timestamp"), ("header", "webhook-signature")}
+    assert params[("path", "partner")]["required"] is True
+    assert params[("path", "partner")]["schema"]["pattern"] == "^[a-z][a-z0-9-]{0,39}$"
+    assert all(params[("header", h)]["schema"]["maxLength"] == 1000
+               for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
