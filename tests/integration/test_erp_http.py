@@ -109,7 +109,9 @@ def test_slow_erp_applies_after_the_timeout_and_the_retry_is_not_a_second_effect
 
 
 def test_concurrent_requests_for_one_key_see_409(erp: SimulatorHandle) -> None:
-    erp.set_fault("slow", count=1, delay=1.0)
+    # The first request is held 3 s: the second must reach the simulator before the first
+    # is answered, and a busy machine may take a while to send it (seen to pass at 1 s).
+    erp.set_fault("slow", count=1, delay=3.0)
     results: list[object] = []
     first = threading.Thread(target=lambda: results.append(output(erp.events_url).write(event())))
     first.start()
