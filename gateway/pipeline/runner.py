@@ -58,6 +58,9 @@ def run(config: str | None = None, *, workers: int | None = None, once: bool = F
         else:
             from gateway.api import serve  # FastAPI and uvicorn only where HTTP is served
 
+            # Before HTTP is served: a SIGTERM sent as soon as "HTTP on" is logged must stop
+            # the gateway in order, not kill it with the default action.
+            _on_signals(stop)
             with serve.serving(ctx.settings, url, listen):
                 _serve(ctx, inbound, config, url, count, stop)
         return summary(ctx)
@@ -75,9 +78,6 @@ def _prepare_files(ctx: Context) -> None:
 
 def _serve(ctx: Context, inbound: Inbound, config: str | None, url: str, count: int,
            stop: threading.Event) -> None:
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
     procs = [_start(config, url, once=False) for _ in range(count)]
     inbound.start(stop)
     log.info("running: %d worker(s); inbound %s", count, inbound)
@@ -98,6 +98,12 @@ def _serve(ctx: Context, inbound: Inbound, config: str | None, url: str, count: 
             if p.is_alive():
                 p.kill()
                 p.join()
+
+
+def _on_signals(stop: threading.Event) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
 
 
 def _start(config: str | None, url: str, *, once: bool) -> BaseProcess:

@@ -187,6 +187,34 @@ def test_sigterm_stops_the_server_and_the_workers(tmp_path: Path) -> None:
     assert "Finished server process" in running.text()
 
 
+# `edigw run` in process, sent SIGTERM the moment its HTTP server is up (before its loop).
+_TERM_AT_ONCE = """
+import contextlib, os, signal, sys
+from gateway.api import serve
+from gateway.pipeline import runner
+real = serve.serving
+@contextlib.contextmanager
+def serving(*args, **kwargs):
+    with real(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        yield
+serve.serving = serving
+runner.run(sys.argv[1], listen="127.0.0.1:0")
+print("stopped in order")
+"""
+
+
+def test_sigterm_as_soon_as_http_is_up_still_stops_in_order(tmp_path: Path) -> None:
+    # The handler must be in place before "HTTP on" is logged: a supervisor that stops the
+    # gateway as soon as it answers must not meet the default action (killed, -15).
+    site = Site(tmp_path)
+    done = subprocess.run([sys.executable, "-c", _TERM_AT_ONCE, str(site.config)],
+                          cwd=site.root, capture_output=True, text=True, timeout=STARTUP,
+                          env={**os.environ, "BRIGHTLINE_WEBHOOK_SECRET": SECRET})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "stopped in order" in done.stdout
+
+
 def test_a_port_in_use_is_an_error_before_any_work(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
