@@ -3,8 +3,10 @@
 fire_due claims the pending deadlines due by `now` (SKIP LOCKED on PostgreSQL, so two
 workers never take the same one), emits each one's exception and marks it fired in one
 transaction: a worker killed before the commit leaves it pending for the next tick, one
-killed after has fired it for good. The same tick routes exception events kept with no
-message and no routes (see correlate).
+killed after has fired it for good. A deadline whose partner has a message received
+before it was due and not yet validated or mapped waits for it: under a backlog, the 997
+or 855 that meets it may be in the queue. The same tick routes exception events kept with
+no message and no routes (see correlate).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from gateway.chains import correlate, variances
 from gateway.chains import readings as r
 from gateway.pipeline import routing
 from gateway.pipeline.context import Context
-from gateway.store import db, po_chains
+from gateway.store import claims, db, po_chains
 from gateway.store import events as store_events
 
 log = logging.getLogger(__name__)
 BATCH = 100
+# The stages in which a partner's message can meet a deadline: its 997/999 is settled when
+# validated, its 855 joins the chain when mapped (a small message's are done together).
+MEETING_STAGES = ("validate", "map")
 _last: dict[int, datetime] = {}  # engine id -> the last tick's time, for `every`
 
 
@@ -46,9 +51,18 @@ def _fire(ctx: Context, now: datetime, limit: int) -> int:
     with db.transaction(ctx.engine, write=False) as s:
         if not po_chains.anything_due(s, now):
             return 0  # the usual tick: no write transaction (on SQLite, no write lock)
-    fired = 0
+    fired = held = 0
     with db.transaction(ctx.engine) as s:
-        for due in po_chains.claim_due(s, now, limit):
+        claimed = po_chains.claim_due(s, now, limit)
+        # A message from the partner received before a deadline was due may be the 997 or
+        # the 855 that meets it, still queued behind others: the deadline is judged once
+        # such messages are worked, not fired meanwhile as missed.
+        waiting = claims.earliest_waiting(s, {d.partner for d in claimed}, MEETING_STAGES)
+        for due in claimed:
+            first = waiting.get(due.partner)
+            if first is not None and first <= due.due_at:
+                held += 1
+                continue
             if not po_chains.fire(s, due.id, now):
                 continue
             fired += 1
@@ -69,4 +83,6 @@ def _fire(ctx: Context, now: datetime, limit: int) -> int:
         po_chains.mark_routed(s, [i for i, _, _ in unrouted], now)
     if fired:
         log.info("%d chain deadline(s) missed: exceptions emitted", fired)
+    if held:
+        log.debug("%d chain deadline(s) wait for messages received before they were due", held)
     return fired

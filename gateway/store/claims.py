@@ -10,12 +10,12 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, insert, literal, select, update
+from sqlalchemy import Select, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from canonical.errors import TransientError
 from gateway.store import db
-from gateway.store.models import DeadLetter, DeadLetterStatus, WorkItem, WorkStatus
+from gateway.store.models import DeadLetter, DeadLetterStatus, Message, WorkItem, WorkStatus
 
 # R4: an input that kills its worker this many times is parked instead of claimed again.
 MAX_CLAIMS = 3
@@ -181,6 +181,22 @@ def load(session: Session, item_id: int) -> WorkItem:
     item = session.get(WorkItem, item_id)
     assert item is not None, f"work item {item_id} is not in the store"
     return item
+
+
+def earliest_waiting(session: Session, partners: Collection[str],
+                     kinds: Collection[str]) -> dict[str, datetime]:
+    """Per partner, when the earliest of its messages still waiting for (or in) one of
+    these stages was received; partners with none are left out."""
+    if not partners:
+        return {}
+    rows = session.execute(
+        select(Message.partner, func.min(Message.received_at))
+        .join(WorkItem, WorkItem.message_id == Message.id)
+        .where(Message.partner.in_(list(partners)), WorkItem.kind.in_(list(kinds)),
+               WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))
+        .group_by(Message.partner))
+    # min() keeps the column's type, so the times come back in UTC as the column gives them.
+    return {partner: at for partner, at in rows if at is not None}
 
 
 def busy(session: Session, kinds: Collection[str], *, now: datetime | None = None) -> bool:

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from gateway.chains import correlate, deadlines, readings, views
 from gateway.chains.agreement import ChainPolicy
 from gateway.pipeline.context import Context
 from gateway.pipeline.worker import Worker
-from gateway.store import db
-from gateway.store.models import Delivery, Event, PoChainDeadline, WorkItem
+from gateway.store import claims, db, receive
+from gateway.store.models import Delivery, Event, PoChainDeadline, WorkItem, WorkStatus
 from tests.chain_support import PO, T0, context, is_exception, receipt, story_events
 
 pytestmark = pytest.mark.unit
@@ -203,3 +203,40 @@ def test_a_failing_tick_in_the_worker_loop_is_logged_not_raised(
         assert deadlines.fire_due(ctx, T0 + timedelta(hours=30), every=1.0) == 0
     assert "checking chain deadlines failed" in caplog.text
     assert deadlines.fire_due(ctx, T0 + timedelta(hours=31), every=1.0) == 1
+
+
+def _queued(ctx: Context, name: str, at: datetime) -> int:
+    """A message from globex received at `at`, its validate item not yet worked."""
+    with db.transaction(ctx.engine) as s:
+        [(message_id, _)] = receive.receive_many(
+            s, [receive.Incoming("globex", "test", name, f"{name} {at}".encode())], now=at)
+        claims.enqueue_many(s, "validate", [message_id], now=at)
+    return message_id
+
+
+def _worked(ctx: Context, message_id: int) -> None:
+    with db.transaction(ctx.engine) as s:
+        s.execute(update(WorkItem).where(WorkItem.message_id == message_id)
+                  .values(status=WorkStatus.DONE))
+
+
+def test_a_deadline_waits_for_a_message_received_before_it_was_due(ctx: Context) -> None:
+    # Under a backlog, the 997 received at 23 h may still be queued at 30 h: the ack
+    # deadline (due at 24 h) is not missed until that message is worked.
+    _sent(ctx)
+    early = _queued(ctx, "997-early.edi", T0 + timedelta(hours=23))
+    assert deadlines.fire_due(ctx, T0 + timedelta(hours=30)) == 0
+    assert exception_envelopes(ctx) == []
+    _worked(ctx, early)  # it was not the ack after all (nothing met the deadline)
+    assert deadlines.fire_due(ctx, T0 + timedelta(hours=30)) == 1
+    assert [e["data"]["kind"] for e in exception_envelopes(ctx)] == ["ack_missing"]
+
+
+def test_a_message_received_after_the_due_time_does_not_hold_the_deadline(ctx: Context) -> None:
+    _sent(ctx)
+    _queued(ctx, "997-late.edi", T0 + timedelta(hours=25))  # after the 24 h ack deadline
+    assert deadlines.fire_due(ctx, T0 + timedelta(hours=30)) == 1  # the ack one: missed
+    # ... but it holds the 855 deadline, due at 48 h, while it waits.
+    assert deadlines.fire_due(ctx, T0 + timedelta(hours=50)) == 0
+    with db.transaction(ctx.engine, write=False) as s:
+        assert sorted(s.scalars(select(PoChainDeadline.state))) == ["fired", "pending"]
