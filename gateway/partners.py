@@ -87,13 +87,22 @@ def id_pattern() -> str:
     return str(_validator().schema["properties"]["id"]["pattern"])
 
 
+def is_id(text: str) -> bool:
+    """Whether text is a partner id, the whole of it (a `$` alone lets a final newline by)."""
+    return _id_regex().fullmatch(text) is not None
+
+
+@functools.cache
+def _id_regex() -> re.Pattern[str]:
+    return re.compile(id_pattern())
+
+
 def check_id(partner_id: str) -> None:
     """PartnerConfigError unless partner_id is a valid partner id (the schema's pattern);
     an id becomes a folder name, so `../x` must never get that far."""
-    pattern = id_pattern()
-    if not re.match(pattern, partner_id):
+    if not is_id(partner_id):
         raise PartnerConfigError(f"partner id {partner_id!r}: lower case letters, digits and "
-                                 f"dashes, starting with a letter ({pattern})")
+                                 f"dashes, starting with a letter ({id_pattern()})")
 
 
 def _error(marks: yaml_source.Marks, path: tuple[str | int, ...], message: str,

@@ -178,3 +178,12 @@ def test_partners_list_shows_channels_with_secrets_by_name(root, monkeypatch):
     assert sftp["inbox"] == "/outbound" and "canary-password" not in r.output
     text = CliRunner().invoke(app, ["partners", "list", "-c", str(root / "gateway.yaml")])
     assert text.exit_code == 0 and "sftp" in text.output
+
+
+@pytest.mark.parametrize("text", ["acme\n", "Acme", "../x", "a" * 41, ""])
+def test_check_id_takes_the_whole_text_not_a_prefix_before_a_newline(text: str) -> None:
+    # The schema's pattern ends in `$`, which alone would let "acme\n" by.
+    assert not partners.is_id(text)
+    with pytest.raises(PartnerConfigError):
+        partners.check_id(text)
+    assert partners.is_id("acme") and partners.is_id("a" * 40)
