@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,10 +14,17 @@ from mappings.language import CompiledMapping, load_mapping
 MAPPING_DIR = Path(__file__).resolve().parent
 
 
-def resolve(root: Path, ref: str | os.PathLike[str]) -> Path:
+def resolve(root: str | os.PathLike[str], ref: str | os.PathLike[str]) -> Path:
     """A mapping reference as written in a partner file, relative to the mappings folder."""
+    return _resolved(os.fspath(root), os.fspath(ref))
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(root: str, ref: str) -> Path:
+    # The same Path object for the same reference: a path's hash (COMPILED's key) is
+    # worked out once per object, and every message looks its mappings up.
     path = Path(ref)
-    return path if path.is_absolute() else root / path
+    return path if path.is_absolute() else Path(root) / path
 
 
 def formats(mappings: Mapping[str, str | os.PathLike[str]],
@@ -25,7 +33,7 @@ def formats(mappings: Mapping[str, str | os.PathLike[str]],
     found = set()
     for ref in mappings.values():
         try:
-            found.add(load(resolve(Path(mapping_dir), ref)).format)
+            found.add(load(resolve(mapping_dir, ref)).format)
         except MappingFileError:
             continue
     return found

@@ -116,7 +116,7 @@ def join_many(session: Session, grouped: Mapping[tuple[str, str], Sequence[r.Rea
               message_of: Mapping[int, int | None] | None = None) -> list[CloudEvent]:
     """Documents kept in their chains (once each); the chains that gained one checked; the
     new exception events."""
-    ids = po_chains.chains(session, list(grouped), state=variances.WAITING, now=now)
+    ids, made = po_chains.chains(session, list(grouped), state=variances.WAITING, now=now)
     rows, lines, owners = [], [], []
     for key, found in grouped.items():
         chain_id = ids[key][0]
@@ -130,13 +130,17 @@ def join_many(session: Session, grouped: Mapping[tuple[str, str], Sequence[r.Rea
                                               if rd.type == r.PURCHASE_ORDER else {})})
             lines.append([vars(ln) for ln in rd.lines])
             owners.append((key, rd))
-    new = [owners[n] for n in po_chains.add_documents(session, rows, lines)]
+    added = po_chains.add_documents(session, rows, lines)
+    new = [owners[n] for n in added]
     if not new:
         return []  # all seen before (a replay): nothing has changed
     po_chains.meet_many(session, [(ids[key][0], PO_ACK, rd.at) for key, rd in new
                                   if rd.type == r.PO_ACK])
     changed = list(dict.fromkeys(key for key, _ in new))
-    stored = po_chains.documents_of(session, [ids[k][0] for k in changed])
+    # A chain made just now holds only what was just added: no need to read it back.
+    stored = po_chains.documents_of(session, [ids[k][0] for k in changed if k not in made])
+    stored.update(po_chains.as_stored(rows, lines, {
+        n: doc_id for n, doc_id in added.items() if owners[n][0] in made}))
     states, found_by_chain = [], []
     for key in changed:
         chain_id, old_state, old_direction = ids[key]

@@ -14,7 +14,6 @@ fixed name: a repeat rewrites it.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -88,7 +87,7 @@ def _deliver(ctx: Context, items: Sequence[WorkItem], loaded: dict[int, Loaded] 
             _status, destination, body = loaded[item.id]
             a = _Attempt(item, destination)
             try:
-                a.event = envelope.from_json(json.dumps(body), check_data=False)
+                a.event = envelope.from_dict(body, check_data=False)
             except Exception as exc:  # a stored envelope that no longer reads: retried, then parked
                 a.error, a.answered = exc, db.utcnow()
             attempts.append(a)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -130,8 +131,9 @@ def partner_gone(ctx: Context, partner: str) -> Outcome:
 
 
 def mapping_refs(partner: Partner) -> dict[str, str]:
-    """The partner's mapping files by key, as mappings.translate takes them."""
-    return {k: str(v.resolve()) for k, v in partner.mappings.items()}
+    """The partner's mapping files by key, as mappings.translate takes them (absolute, but
+    not resolved: resolving asks the file system for every file of every message)."""
+    return {k: os.path.abspath(v) for k, v in partner.mappings.items()}
 
 
 def format_of(partner: Partner, head: bytes) -> str:

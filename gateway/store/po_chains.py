@@ -3,6 +3,7 @@ emitted (once each, by key) and the deadlines (claimed with SKIP LOCKED on Postg
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,9 +118,11 @@ def documents_of(session: Session, chain_ids: Sequence[int]) -> dict[int, list[S
 
 
 def chains(session: Session, keys: Sequence[tuple[str, str]], *, state: str,
-           now: datetime) -> dict[tuple[str, str], tuple[int, str, str | None]]:
+           now: datetime) -> tuple[dict[tuple[str, str], tuple[int, str, str | None]],
+                                   set[tuple[str, str]]]:
     """(id, state, direction) of the chain of each (partner, PO number), the missing ones
-    made (in state); all locked to this transaction as chain() does."""
+    made (in state); all locked to this transaction as chain() does. Also the keys of the
+    chains made here: they hold no document yet."""
     c = PoChain.__table__.c
 
     by_partner: dict[str, list[str]] = {}
@@ -139,37 +142,70 @@ def chains(session: Session, keys: Sequence[tuple[str, str]], *, state: str,
         return out
 
     if not keys:
-        return {}
+        return {}, set()
     have = found()
-    missing = [k for k in keys if k not in have]
+    missing = list(dict.fromkeys(k for k in keys if k not in have))
+    made: set[tuple[str, str]] = set()
     if missing:
-        session.execute(db.insert_new(session, PoChain, PoChain.partner, PoChain.po_number),
-                        [{"partner": p, "po_number": n, "state": state, "opened_at": now,
-                          "updated_at": now} for p, n in dict.fromkeys(missing)])
-        have = found()
-    return have
+        # The rows made here are this transaction's (locked) and known without a look;
+        # one made meanwhile by another transaction (PostgreSQL) is looked up after it.
+        stmt = db.insert_new(session, PoChain, PoChain.partner, PoChain.po_number).returning(
+            c.id, c.partner, c.po_number)
+        for chain_id, partner, po_number in session.execute(stmt, [
+                {"partner": p, "po_number": n, "state": state, "opened_at": now,
+                 "updated_at": now} for p, n in missing]):
+            have[(partner, po_number)] = (chain_id, state, None)
+            made.add((partner, po_number))
+        if len(made) < len(missing):
+            have = found()
+    return have, made
 
 
 def add_documents(session: Session, rows: Sequence[dict[str, Any]],
-                  lines: Sequence[Sequence[dict[str, Any]]]) -> list[int]:
+                  lines: Sequence[Sequence[dict[str, Any]]]) -> dict[int, int]:
     """Keep documents (rows as add_document takes them, chain_id included) and their lines,
-    each document once; the positions of those that were new."""
+    each document once; the positions of those that were new, with their ids, in order."""
     if not rows:
-        return []
+        return {}
     t = PoChainDocument.__table__
     stmt = db.insert_new(session, t, t.c.chain_id, t.c.type, t.c.doc_key).returning(
         t.c.id, t.c.chain_id, t.c.type, t.c.doc_key)
     made = {(r[1], r[2], r[3]): r[0] for r in session.execute(stmt, list(rows))}
-    new, line_rows = [], []
+    new, line_rows = {}, []
     for n, row in enumerate(rows):
         doc_id = made.pop((row["chain_id"], row["type"], row["doc_key"]), None)
         if doc_id is None:
             continue  # kept before, or twice in this batch
-        new.append(n)
+        new[n] = doc_id
         line_rows += [{"document_id": doc_id, **ln} for ln in lines[n]]
     if line_rows:
         session.execute(PoChainLine.__table__.insert(), line_rows)
     return new
+
+
+def as_stored(rows: Sequence[dict[str, Any]], lines: Sequence[Sequence[dict[str, Any]]],
+              added: dict[int, int]) -> dict[int, list[StoredDocument]]:
+    """The documents add_documents just kept (added: its answer), by chain, as documents_of
+    would read them back: for a chain made in this transaction they are all it holds, and
+    reading them again would only cost a look-up. JSON columns come back as JSON gives them."""
+    out: dict[int, list[StoredDocument]] = {}
+    for n, doc_id in added.items():
+        row = rows[n]
+        out.setdefault(row["chain_id"], []).append(StoredDocument(
+            doc_id, row["type"], row["doc_key"], row["number"], row["x12control"],
+            row["message_id"], _utc(row["at"]), _as_json(row["facts"]),
+            [StoredLine(ln.get("line_number"), _as_json(ln.get("item_ids", [])),
+                        ln.get("quantity"), ln.get("unit"), ln.get("unit_price"),
+                        _as_json(ln.get("dates", {}))) for ln in lines[n]]))
+    return out
+
+
+def _utc(at: datetime) -> datetime:
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
 
 
 def set_states(session: Session, rows: Sequence[tuple[int, str, str | None]],
