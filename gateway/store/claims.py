@@ -78,7 +78,7 @@ def enqueue_many(session: Session, kind: str, message_ids: list[int], *,
     if message_ids:
         now = now or db.utcnow()
         # Core, not the ORM's bulk insert: nothing is wanted back.
-        session.execute(insert(WorkItem.__table__), [
+        db.core(session, insert(WorkItem.__table__), [
             {"kind": kind, "message_id": m, "status": WorkStatus.PENDING, "run_after": now,
              "created_at": now, "updated_at": now} for m in message_ids])
 

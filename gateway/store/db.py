@@ -77,6 +77,17 @@ def is_sqlite(bind: Engine | Connection | Session) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def core(session: Session, statement: Any, rows: Any = None) -> Any:
+    """A Core statement (on tables, no ORM objects wanted back) run on the session's
+    connection, in its transaction. session.execute would first take it through the ORM
+    (its bulk-insert path for a list of rows, its compile-state look-ups), which on SQLite
+    costs more than the statement itself, and on the hot paths (the webhook intake, a
+    fused batch) it is paid while the write lock is held. Pending ORM changes are flushed
+    first, as session.execute would."""
+    session.flush()
+    return session.connection().execute(statement, rows)
+
+
 def insert_new(bind: Engine | Connection | Session, table: Any, *key: Any) -> Any:
     """INSERT ... ON CONFLICT (key) DO NOTHING in the store's dialect: a row whose key is
     taken already is skipped, the first one stays. Without key, any unique key counts.

@@ -28,8 +28,8 @@ def add_events_of(session: Session, made: Sequence[tuple[int, str, CloudEvent]])
     if not made:
         return
     now = db.utcnow()
-    session.execute(
-        db.insert_new(session, Event, Event.event_id),
+    db.core(
+        session, db.insert_new(session, Event.__table__, Event.event_id),
         [{"event_id": e.id, "message_id": message_id, "type": e.type,
           "partner": e.partner or partner, "subject": e.subject, "envelope": e.to_dict(),
           "created_at": now} for message_id, partner, e in made])
@@ -64,18 +64,18 @@ def add_deliveries_of(session: Session, targets: Iterable[tuple[int, str, str]])
         return 0
     message_of = {e: m for m, e, _ in triples}
     now = db.utcnow()
-    session.execute(
-        db.insert_new(session, Delivery, Delivery.event_id, Delivery.destination),
+    db.core(
+        session, db.insert_new(session, Delivery.__table__, Delivery.event_id, Delivery.destination),
         [{"event_id": e, "destination": d, "status": DeliveryStatus.PENDING, "attempts": 0,
           "next_attempt_at": now, "created_at": now, "updated_at": now}
          for e, d in dict.fromkeys((e, d) for _, e, d in triples)])
     waiting = exists().where(WorkItem.kind == "deliver", WorkItem.delivery_id == Delivery.id,
                              WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))
-    rows = session.execute(select(Delivery.id, Delivery.event_id).where(
+    rows = db.core(session, select(Delivery.id, Delivery.event_id).where(
         Delivery.event_id.in_(list(message_of)),
         Delivery.status == DeliveryStatus.PENDING, ~waiting).order_by(Delivery.id)).all()
     if rows:
-        session.execute(WorkItem.__table__.insert(), [
+        db.core(session, WorkItem.__table__.insert(), [
             {"kind": "deliver", "message_id": message_of[e], "delivery_id": i,
              "status": WorkStatus.PENDING, "attempts": 0, "lost_leases": 0, "run_after": now,
              "created_at": now, "updated_at": now} for i, e in rows])

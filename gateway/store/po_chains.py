@@ -151,7 +151,7 @@ def chains(session: Session, keys: Sequence[tuple[str, str]], *, state: str,
         # one made meanwhile by another transaction (PostgreSQL) is looked up after it.
         stmt = db.insert_new(session, PoChain, PoChain.partner, PoChain.po_number).returning(
             c.id, c.partner, c.po_number)
-        for chain_id, partner, po_number in session.execute(stmt, [
+        for chain_id, partner, po_number in db.core(session, stmt, [
                 {"partner": p, "po_number": n, "state": state, "opened_at": now,
                  "updated_at": now} for p, n in missing]):
             have[(partner, po_number)] = (chain_id, state, None)
@@ -170,7 +170,7 @@ def add_documents(session: Session, rows: Sequence[dict[str, Any]],
     t = PoChainDocument.__table__
     stmt = db.insert_new(session, t, t.c.chain_id, t.c.type, t.c.doc_key).returning(
         t.c.id, t.c.chain_id, t.c.type, t.c.doc_key)
-    made = {(r[1], r[2], r[3]): r[0] for r in session.execute(stmt, list(rows))}
+    made = {(r[1], r[2], r[3]): r[0] for r in db.core(session, stmt, list(rows))}
     new, line_rows = {}, []
     for n, row in enumerate(rows):
         doc_id = made.pop((row["chain_id"], row["type"], row["doc_key"]), None)
@@ -179,7 +179,7 @@ def add_documents(session: Session, rows: Sequence[dict[str, Any]],
         new[n] = doc_id
         line_rows += [{"document_id": doc_id, **ln} for ln in lines[n]]
     if line_rows:
-        session.execute(PoChainLine.__table__.insert(), line_rows)
+        db.core(session, PoChainLine.__table__.insert(), line_rows)
     return new
 
 

@@ -114,9 +114,10 @@ def receive_many(session: Session, items: list[Incoming], *,
     # Core statements on the tables (not the ORM's bulk insert): no objects are wanted
     # back, and the ORM's bookkeeping would cost more than the statements themselves.
     if rows:
-        session.execute(db.insert_new(session, _PAYLOADS, _PAYLOADS.c.sha256), rows)
+        db.core(session, db.insert_new(session, _PAYLOADS, _PAYLOADS.c.sha256), rows)
     keys = {(i.partner, d): i for i, d in zip(items, digests, strict=True)}
-    inserted = session.execute(
+    inserted = db.core(
+        session,
         db.insert_new(session, _MESSAGES, _MESSAGES.c.partner, _MESSAGES.c.payload_sha256)
         .returning(_MESSAGES.c.id, _MESSAGES.c.partner, _MESSAGES.c.payload_sha256),
         [{"partner": p, "channel": i.channel, "source_name": i.source_name,

@@ -36,8 +36,8 @@ def record(session: Session, became: dict[Key, int], *,
     # ON CONFLICT: of two requests with one id at once, the second waits for the first's
     # commit on PostgreSQL and then finds its row instead of failing on the key.
     t = WebhookId.__table__  # Core, not the ORM's bulk insert: no objects are wanted back
-    inserted = session.execute(
-        db.insert_new(session, t, t.c.partner, t.c.webhook_id)
+    inserted = db.core(
+        session, db.insert_new(session, t, t.c.partner, t.c.webhook_id)
         .returning(t.c.partner, t.c.webhook_id),
         [{"partner": p, "webhook_id": w, "message_id": m, "received_at": now}
          for (p, w), m in became.items()]).all()
