@@ -176,6 +176,26 @@ def test_naive_times_are_refused(engine: Engine) -> None:
         claims.enqueue(s, "parse", run_after=T0.replace(tzinfo=None))
 
 
+def test_times_written_many_at_once_are_each_their_own(engine: Engine) -> None:
+    # The store converts the same time object once per batch (UTCDateTime.bind_processor):
+    # one object repeated, then others, one equal in value and one in another zone, must
+    # each come back as what it was.
+    from datetime import timedelta, timezone
+
+    t1 = T0 + timedelta(seconds=1)
+    times = [T0, T0, t1, T0, T0.replace(), t1.astimezone(timezone(timedelta(hours=5))), T0]
+    with db.transaction(engine) as s:  # one statement for all, as the hot paths write
+        db.core(s, WorkItem.__table__.insert(), [
+            {"kind": "parse", "status": WorkStatus.PENDING, "run_after": at, "created_at": T0,
+             "updated_at": at} for at in times])
+        claims.enqueue(s, "parse", run_after=t1)  # and one more through the ORM
+    with db.transaction(engine, write=False) as s:
+        rows = s.scalars(select(WorkItem).order_by(WorkItem.id)).all()
+    assert [i.run_after for i in rows] == [*times, t1]
+    assert [i.updated_at for i in rows[:-1]] == times
+    assert all(i.run_after.tzinfo is not None for i in rows)
+
+
 def test_an_item_whose_worker_died_is_claimed_alone_and_not_batched(engine: Engine) -> None:
     add_items(engine, 4)
     assert _claim(engine, "w1", 0, limit=2) == [1, 2]
