@@ -111,7 +111,7 @@ def _large(session: Session, items: Sequence[WorkItem]) -> set[int]:
 def _load_fused(session: Session, items: Sequence[WorkItem]
                 ) -> tuple[dict[int, Any], dict[str, fused.Handed]] | None:
     """The fused batch's messages, or None (then they go one by one) should reading them
-    fail: in a savepoint, so that the claim still commits."""
+    fail: in a savepoint, so that the rest of the read goes on."""
     try:
         with session.begin_nested():
             return fused.load(session, items)
@@ -163,13 +163,23 @@ class Worker:
         with db.transaction(self.ctx.engine) as s:
             got = claims.claim(s, self.kinds, self.id, w.lease_seconds, w.batch,
                                max_claims=w.max_claims)
-            large = _large(s, got)
-            # The fused batch's input, read while the claim's transaction is open anyway.
-            fusing = [i for i in got if i.kind == "validate" and i.id not in large]
-            loaded = _load_fused(s, fusing) if len(fusing) > 1 else None
         if not got:
             return False
         crash.point("after_claim")
+        large: set[int] = set()
+        loaded = None
+        try:
+            # Read once the claim is committed, in a read transaction: on SQLite the one
+            # write lock (which the webhook intake waits for) is held for the claim only.
+            if any(i.kind in streaming.STREAMED for i in got):
+                with db.transaction(self.ctx.engine, write=False) as s:
+                    large = _large(s, got)
+                    fusing = [i for i in got if i.kind == "validate" and i.id not in large]
+                    loaded = _load_fused(s, fusing) if len(fusing) > 1 else None
+        except Exception as exc:  # the store failed just now: each item is tried again later
+            for item in got:
+                self.failed(item, exc)
+            return True
         with Heartbeat(self.ctx, self.id, [i.id for i in got]) as beat:
             # In pipeline order, so a batch's validate items come before its deliveries.
             for kind in sorted({i.kind for i in got}, key=_stage_order):

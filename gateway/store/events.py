@@ -58,22 +58,30 @@ def add_deliveries(session: Session, message_id: int,
 
 def add_deliveries_of(session: Session, targets: Iterable[tuple[int, str, str]]) -> int:
     """add_deliveries for the events of several messages, each (message id, event id,
-    destination): three statements however many."""
+    destination): two statements (three when some were kept before) however many."""
     triples = list(dict.fromkeys(targets))
     if not triples:
         return 0
     message_of = {e: m for m, e, _ in triples}
     now = db.utcnow()
-    db.core(
-        session, db.insert_new(session, Delivery.__table__, Delivery.event_id, Delivery.destination),
+    pairs = list(dict.fromkeys((e, d) for _, e, d in triples))
+    made = db.core(
+        session, db.insert_new(session, Delivery.__table__, Delivery.event_id,
+                               Delivery.destination)
+        .returning(Delivery.id, Delivery.event_id, Delivery.destination),
         [{"event_id": e, "destination": d, "status": DeliveryStatus.PENDING, "attempts": 0,
           "next_attempt_at": now, "created_at": now, "updated_at": now}
-         for e, d in dict.fromkeys((e, d) for _, e, d in triples)])
-    waiting = exists().where(WorkItem.kind == "deliver", WorkItem.delivery_id == Delivery.id,
-                             WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))
-    rows = db.core(session, select(Delivery.id, Delivery.event_id).where(
-        Delivery.event_id.in_(list(message_of)),
-        Delivery.status == DeliveryStatus.PENDING, ~waiting).order_by(Delivery.id)).all()
+         for e, d in pairs]).all()
+    # The deliveries made just now have no item yet. When some were kept before (a
+    # replay), every pending one of these events without an item waiting gets one.
+    rows = [(i, e) for i, e, _ in made]
+    if len(made) < len(pairs):
+        waiting = exists().where(WorkItem.kind == "deliver", WorkItem.delivery_id == Delivery.id,
+                                 WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))
+        rows = [(i, e) for i, e in db.core(session, select(Delivery.id, Delivery.event_id).where(
+            Delivery.event_id.in_(list(message_of)),
+            Delivery.status == DeliveryStatus.PENDING, ~waiting))]
+    rows.sort()
     if rows:
         db.core(session, WorkItem.__table__.insert(), [
             {"kind": "deliver", "message_id": message_of[e], "delivery_id": i,

@@ -3,7 +3,6 @@ emitted (once each, by key) and the deadlines (claimed with SKIP LOCKED on Postg
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -187,25 +186,22 @@ def as_stored(rows: Sequence[dict[str, Any]], lines: Sequence[Sequence[dict[str,
               added: dict[int, int]) -> dict[int, list[StoredDocument]]:
     """The documents add_documents just kept (added: its answer), by chain, as documents_of
     would read them back: for a chain made in this transaction they are all it holds, and
-    reading them again would only cost a look-up. JSON columns come back as JSON gives them."""
+    reading them again would only cost a look-up. (Their JSON values are the readings'
+    own, JSON-shaped already: shared, not copied; nothing changes them.)"""
     out: dict[int, list[StoredDocument]] = {}
     for n, doc_id in added.items():
         row = rows[n]
         out.setdefault(row["chain_id"], []).append(StoredDocument(
             doc_id, row["type"], row["doc_key"], row["number"], row["x12control"],
-            row["message_id"], _utc(row["at"]), _as_json(row["facts"]),
-            [StoredLine(ln.get("line_number"), _as_json(ln.get("item_ids", [])),
-                        ln.get("quantity"), ln.get("unit"), ln.get("unit_price"),
-                        _as_json(ln.get("dates", {}))) for ln in lines[n]]))
+            row["message_id"], _utc(row["at"]), row["facts"],
+            [StoredLine(ln.get("line_number"), ln.get("item_ids", []), ln.get("quantity"),
+                        ln.get("unit"), ln.get("unit_price"), ln.get("dates", {}))
+             for ln in lines[n]]))
     return out
 
 
 def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def _as_json(value: Any) -> Any:
-    return json.loads(json.dumps(value))
 
 
 def set_states(session: Session, rows: Sequence[tuple[int, str, str | None]],

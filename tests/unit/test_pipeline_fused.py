@@ -252,7 +252,7 @@ def test_a_message_whose_computation_fails_fails_alone(
     sa_event.listen(engine, "commit", lambda conn: commits.append(1))
     worker = Worker(ctx, "w1")
     assert worker.step()
-    assert len(commits) == 3  # the claim (and the read), the batch, the failure's record
+    assert len(commits) == 4  # the claim, the read, the batch, the failure's record
     with db.transaction(engine, write=False) as s:
         assert set(s.scalars(select(Event.message_id))) == {ids[0], ids[2]}
         item = s.scalars(select(WorkItem).where(WorkItem.message_id == ids[1])).one()

@@ -251,7 +251,7 @@ def test_a_batch_is_one_commit_and_one_failing_item_is_undone_alone(
     sa_event.listen(ctx.engine, "commit", lambda conn: commits.append(1))
     worker = Worker(ctx, "w1", kinds=("map",))
     assert worker.step()  # the three map items, one batch
-    assert len(commits) == 3  # the claim, the batch, and the failure's record
+    assert len(commits) == 4  # the claim, the read, the batch, and the failure's record
     with db.transaction(ctx.engine, write=False) as s:
         mapped = set(s.scalars(select(Event.message_id)))
     assert mapped == {ids[0], ids[2]}  # the failed one left nothing behind
@@ -286,8 +286,9 @@ def test_a_long_batch_is_cut_into_transactions_of_about_a_second(
     worker = Worker(ctx, "w1", kinds=("map",))
     worker.clock = lambda: now[0]
     assert worker.step()
-    # The claim, then 2 + 2 items: each transaction stops taking items after 0.5 s.
-    assert len(commits) == 3
+    # The claim and the read, then 2 + 2 items: each transaction stops taking items after
+    # 0.5 s.
+    assert len(commits) == 4
     assert _count(ctx, Event) == 4
 
 
