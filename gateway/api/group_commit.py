@@ -29,11 +29,18 @@ _Queued = tuple[T, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
 
 
 class GroupCommit(Generic[T, R]):
-    """store(items) -> results (one per item, in order), called with batches of queued items."""
+    """store(items) -> results (one per item, in order), called with batches of queued items.
 
-    def __init__(self, store: Callable[[list[T]], list[R]], max_batch: int = 256,
-                 name: str = "edigw-group-commit") -> None:
+    tops_up: store is called as store(items, more) instead, and may call more() once it
+    holds what it waits for (SQLite's write lock): more() takes what was queued since (up
+    to max_batch in all), and the results then cover items and what more() gave, in order.
+    The requests that came while the lock was busy share the commit instead of the next.
+    """
+
+    def __init__(self, store: Callable[..., list[R]], max_batch: int = 256,
+                 name: str = "edigw-group-commit", *, tops_up: bool = False) -> None:
         self._store = store
+        self.tops_up = tops_up
         self.max_batch = max_batch
         self.name = name
         self._queue: queue.SimpleQueue[_Queued[T]] = queue.SimpleQueue()
@@ -79,18 +86,37 @@ class GroupCommit(Generic[T, R]):
                     break
             self._run(batch)
 
-    def _run(self, batch: list[_Queued[T]]) -> None:
+    def _run(self, batch: list[_Queued[T]], *, top_up: bool = True) -> None:
+        extra: list[_Queued[T]] = []
+
+        def more() -> list[T]:
+            got = []
+            while len(batch) + len(extra) < self.max_batch:
+                try:
+                    queued = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                extra.append(queued)
+                got.append(queued[0])
+            return got
+
         try:
-            results = self._store([item for item, _, _ in batch])
+            items = [item for item, _, _ in batch]
+            if self.tops_up:
+                results = self._store(items, more if top_up else list)
+            else:
+                results = self._store(items)
         except Exception as exc:
+            batch = batch + extra
             if len(batch) == 1 or isinstance(exc, TransientError):
                 # A store that is busy or down now is so for each alone too: all answered.
                 _answer([(loop, future, None, exc) for _, loop, future in batch])
                 return
             # One bad item must not fail the others: each alone, with its own answer.
             for one in batch:
-                self._run([one])
+                self._run([one], top_up=False)
             return
+        batch = batch + extra
         self.batches += 1
         self.items += len(batch)
         _answer([(loop, future, result, None)

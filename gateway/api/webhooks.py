@@ -83,7 +83,8 @@ class Webhooks:
         self._partners: partners_mod.Partners | None = None
         self._channels: dict[str, webhook.WebhookInput] = {}
         self.commits: GroupCommit[InboundMessage, tuple[int, bool]] = GroupCommit(
-            lambda batch: _store_batch(self, batch), name="edigw-webhook-commit")
+            lambda batch, more: _store_batch(self, batch, more), name="edigw-webhook-commit",
+            tops_up=True)
 
     def partners(self) -> partners_mod.Partners:
         with self._lock:
@@ -233,30 +234,42 @@ class _Recorder:
         self.known = set(became) - inserted
 
 
-def _store_batch(hooks: Webhooks, messages: list[InboundMessage]) -> list[tuple[int, bool]]:
+def _store_batch(hooks: Webhooks, messages: list[InboundMessage],
+                 more: Callable[[], list[InboundMessage]] | None = None
+                 ) -> list[tuple[int, bool]]:
     """Each message's id and whether its webhook-id had come before, in one commit.
+
+    The transaction (SQLite's write lock) is taken first; then the requests queued while
+    waiting for it join the batch (more(): GroupCommit's top-up), so that a busy lock
+    makes the next commit larger rather than the queue longer.
 
     Optimistic: most webhook-ids are new, so the messages are stored and their ids recorded
     in one transaction without looking first. A known id with the same bytes is the same
     message anyway; with other bytes the transaction is rolled back and the batch stored
     again after a look-up, the known ids answered with their first message.
     """
-    keys = [(m.partner, m.metadata["webhook_id"]) for m in messages]
+    messages = list(messages)
     earlier: dict[webhook_ids.Key, int] = {}
     for attempt in range(3):
-        if attempt:
-            with db.transaction(hooks.engine, write=False) as s:
-                earlier = webhook_ids.find(s, keys)
-        first: dict[webhook_ids.Key, int] = {}  # index of the first new message of each key
-        for i, key in enumerate(keys):
-            if key not in earlier:
-                first.setdefault(key, i)
-        todo = sorted(first.values())
-        recorder = _Recorder([keys[i] for i in todo])
         try:
-            done = intake.accept(hooks.context(), [messages[i] for i in todo], within=recorder)
+            with db.transaction(hooks.engine) as s:
+                if more is not None:
+                    messages += more()
+                    more = None
+                keys = [(m.partner, m.metadata["webhook_id"]) for m in messages]
+                if attempt:
+                    earlier = webhook_ids.find(s, keys)
+                first: dict[webhook_ids.Key, int] = {}  # index of each key's first new one
+                for i, key in enumerate(keys):
+                    if key not in earlier:
+                        first.setdefault(key, i)
+                todo = sorted(first.values())
+                recorder = _Recorder([keys[i] for i in todo])
+                done = intake.accept(hooks.context(), [messages[i] for i in todo],
+                                     within=recorder, session=s)
         except _Replayed:
             continue
+        intake.log_accepted(done)
         stored = {keys[i]: a.message_id for i, a in zip(todo, done, strict=True)}
         return [(earlier[k], True) if k in earlier else
                 (stored[k], first[k] != i or k in recorder.known)  # type: ignore[misc]

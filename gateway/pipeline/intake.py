@@ -11,6 +11,7 @@ looked at here: the validate stage tells X12 from CSV and JSON.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ class Accepted:
 
 
 def accept(ctx: Context, messages: Sequence[InboundMessage], source: Input | None = None, *,
-           within: Callable[[Session, list[Accepted]], None] | None = None) -> list[Accepted]:
+           within: Callable[[Session, list[Accepted]], None] | None = None,
+           session: Session | None = None) -> list[Accepted]:
     """Store messages and enqueue their validation in one commit; then ack each to source.
 
     A message whose `fd` holds its content has its parts past the first stored before,
@@ -45,7 +47,13 @@ def accept(ctx: Context, messages: Sequence[InboundMessage], source: Input | Non
     (a webhook answers its caller itself) nothing is acked. `within` is called once in the
     same transaction with what became of every message (a webhook records its idempotency
     keys there); what it raises rolls the whole commit back.
+
+    session: store them in the caller's transaction instead (it commits, then logs them
+    with log_accepted; nothing is acked, so there must be no source), for messages whose
+    bytes are in hand (no fd).
     """
+    if session is not None and (source is not None or any(m.fd is not None for m in messages)):
+        raise ValueError("accept in the caller's transaction takes no source and no fd")
     if not messages:
         return []
     contents: list[bytes | payloads.Stored | None] = []
@@ -69,7 +77,8 @@ def accept(ctx: Context, messages: Sequence[InboundMessage], source: Input | Non
     else:
         kept = list(zip(messages, contents, strict=True))
     out: list[Accepted] = []
-    with db.transaction(ctx.engine) as s:
+    with (contextlib.nullcontext(session) if session is not None
+          else db.transaction(ctx.engine)) as s:
         # Bytes in hand are received set-based, in a few statements for all of them.
         plain = [i for i, (_, data) in enumerate(kept) if isinstance(data, bytes)]
         got_plain = dict(zip(plain, receive.receive_many(s, [
@@ -99,6 +108,14 @@ def accept(ctx: Context, messages: Sequence[InboundMessage], source: Input | Non
         for a in out:
             crash.point("after_commit_before_archive")
             source.ack(a.message)
+    if session is None:
+        log_accepted(out)
+    return out
+
+
+def log_accepted(out: Sequence[Accepted]) -> None:
+    """A line for each message accepted, once its commit is done (not while it holds the
+    store's write lock)."""
     for a in out:
         if a.outcome == "refused":
             log.warning("%s %s: refused unread: %s", a.message.endpoint, a.message.source_name,
@@ -106,4 +123,3 @@ def accept(ctx: Context, messages: Sequence[InboundMessage], source: Input | Non
         else:
             log.info("%s %s: %s message %s", a.message.endpoint, a.message.source_name,
                      "new" if a.outcome == "new" else "repeat of", a.message_id)
-    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -134,3 +135,50 @@ def test_a_batch_wakes_the_waiting_loop_once() -> None:
     assert asyncio.run(main()) == [i + 100 for i in range(9)]
     assert seen == [[0], list(range(1, 9))]
     assert len(wakes) == 2  # one per batch, not one per item
+
+
+def test_a_store_that_tops_up_takes_in_what_queued_while_it_waited_for_its_lock() -> None:
+    lock = threading.Lock()
+    seen: list[list[int]] = []
+
+    def store(items: list[int], more: Callable[[], list[int]]) -> list[int]:
+        with lock:  # as SQLite's write lock: taken first, then the queue is drained
+            items = items + more()
+            seen.append(items)
+            return [i * 10 for i in items]
+
+    commits = GroupCommit(store, tops_up=True, max_batch=8)
+
+    async def main() -> list[int]:
+        lock.acquire()  # another writer holds the lock: the first batch waits for it
+        first = asyncio.ensure_future(commits.submit(0))
+        while commits._queue.qsize():  # the thread has taken item 0 and waits
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(commits.submit(i)) for i in range(1, 12)]
+        while commits._queue.qsize() < 11:
+            await asyncio.sleep(0.001)
+        lock.release()
+        return [await first, *[await r for r in rest]]
+
+    assert asyncio.run(main()) == [i * 10 for i in range(12)]
+    # The first commit took what came while it waited, up to max_batch; the rest next.
+    assert seen == [list(range(8)), list(range(8, 12))]
+    assert (commits.batches, commits.items) == (2, 12)
+
+
+def test_a_failing_topped_up_batch_answers_each_item_alone() -> None:
+    def store(items: list[int], more: Callable[[], list[int]]) -> list[int]:
+        items = items + more()
+        if 13 in items:
+            raise ValueError(f"cannot store {items}")
+        return items
+
+    commits = GroupCommit(store, tops_up=True)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(commits.submit(i) for i in (11, 12, 13, 14)),
+                                    return_exceptions=True)
+
+    got = asyncio.run(main())
+    assert got[:2] == [11, 12] and got[3] == 14
+    assert isinstance(got[2], ValueError) and "[13]" in str(got[2])
