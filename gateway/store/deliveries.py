@@ -71,15 +71,18 @@ def count_attempts(session: Session, delivery_ids: Collection[int]) -> dict[int,
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-def delivered_many(session: Session, outcomes: Sequence[tuple[int, int | None]]) -> None:
+def delivered_many(session: Session, outcomes: Sequence[tuple[int, int | None]], *,
+                   count_attempt: bool = False) -> None:
     """These deliveries' destinations took them: (delivery id, status code) each, delivered
-    now, in one executemany."""
+    now, in one executemany; count_attempt: this attempt counted in the same statement
+    (instead of by count_attempts before)."""
     if not outcomes:
         return
     t = Delivery.__table__
+    counted = {"attempts": t.c.attempts + 1} if count_attempt else {}
     session.execute(update(t).where(t.c.id == bindparam("b_id")).values(
         status=DeliveryStatus.DELIVERED, delivered_at=db.utcnow(),
-        last_status_code=bindparam("b_code"), last_error=None),
+        last_status_code=bindparam("b_code"), last_error=None, **counted),
         [{"b_id": d, "b_code": code} for d, code in outcomes])
 
 

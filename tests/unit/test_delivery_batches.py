@@ -168,6 +168,42 @@ def test_the_record_of_a_batch_is_a_fixed_number_of_statements(
     ctx.close()
 
 
+def test_an_item_taken_by_another_worker_meanwhile_is_left_to_it_the_rest_recorded(
+        tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The record of an all-delivered batch is two statements; should another worker hold
+    # one of its items by then, the record is made again the careful way: the rest
+    # delivered and done, each attempt counted once, the taken item left as it is.
+    ctx = _context(tmp_path, engine, {"type": "file",
+                                      "config": {"path": str(tmp_path / "erp.jsonl")}})
+    real = outbound.deliver_many
+    taken: list[int] = []
+
+    def steal_one(c: Context, items: Any) -> None:
+        taken.append(items[0].id)
+        with db.transaction(c.engine) as s:
+            s.execute(sa.update(WorkItem).where(WorkItem.id == items[0].id)
+                      .values(lease_owner="w2"))
+        real(c, items)
+
+    monkeypatch.setitem(outbound.BATCHED, "deliver", steal_one)
+    _receive(ctx, 705, 3)
+    worker = Worker(ctx, "w1")
+    while worker.step():
+        pass
+    items = {i.id: i for i in _deliver_items(ctx).values()}
+    assert len(taken) == 1 and items[taken[0]].status == "claimed"
+    assert items[taken[0]].lease_owner == "w2"
+    assert sorted(i.status for i in items.values()) == ["claimed", "done", "done"]
+    by_item = {items[i].delivery_id: i for i in items}
+    got = {d.id: d for d in _deliveries(ctx).values()}
+    for delivery_id, d in got.items():
+        if by_item[delivery_id] == taken[0]:
+            assert (d.status, d.attempts) == ("pending", 0)
+        else:
+            assert (d.status, d.attempts) == ("delivered", 1)
+    ctx.close()
+
+
 def test_a_replayed_delivery_that_is_done_already_is_only_completed(
         tmp_path: Path, engine: Engine) -> None:
     path = tmp_path / "erp.jsonl"
