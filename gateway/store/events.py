@@ -68,13 +68,13 @@ def add_deliveries_of(session: Session, targets: Iterable[tuple[int, str, str]])
     made = db.core(
         session, db.insert_new(session, Delivery.__table__, Delivery.event_id,
                                Delivery.destination)
-        .returning(Delivery.id, Delivery.event_id, Delivery.destination),
+        .returning(Delivery.id, Delivery.event_id),
         [{"event_id": e, "destination": d, "status": DeliveryStatus.PENDING, "attempts": 0,
           "next_attempt_at": now, "created_at": now, "updated_at": now}
          for e, d in pairs]).all()
     # The deliveries made just now have no item yet. When some were kept before (a
     # replay), every pending one of these events without an item waiting gets one.
-    rows = [(i, e) for i, e, _ in made]
+    rows = [(i, e) for i, e in made]
     if len(made) < len(pairs):
         waiting = exists().where(WorkItem.kind == "deliver", WorkItem.delivery_id == Delivery.id,
                                  WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))

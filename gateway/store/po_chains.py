@@ -110,9 +110,9 @@ def documents_of(session: Session, chain_ids: Sequence[int]) -> dict[int, list[S
             lines[row[0]].append(StoredLine(*row[1:]))
     out: dict[int, list[StoredDocument]] = {}
     for row in docs:
-        at = row[7] if row[7].tzinfo else row[7].replace(tzinfo=UTC)
         out.setdefault(row[1], []).append(StoredDocument(
-            row[0], row[2], row[3], row[4], row[5], row[6], at, row[8], lines[row[0]]))
+            row[0], row[2], row[3], row[4], row[5], row[6], _utc(row[7]), row[8],
+            lines[row[0]]))
     return out
 
 
@@ -201,6 +201,7 @@ def as_stored(rows: Sequence[dict[str, Any]], lines: Sequence[Sequence[dict[str,
 
 
 def _utc(at: datetime) -> datetime:
+    # As documents_of reads a document's time back and as_stored hands it over.
     return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
