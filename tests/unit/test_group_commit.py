@@ -41,13 +41,15 @@ def test_items_arriving_while_a_batch_is_stored_share_the_next_one() -> None:
     assert (commits.batches, commits.items) == (2, 20)
 
 
-def test_a_failing_batch_is_stored_again_item_by_item() -> None:
-    def store(items: list[int]) -> list[int]:
+@pytest.mark.parametrize("tops_up", [False, True])
+def test_a_failing_batch_is_stored_again_item_by_item(tops_up: bool) -> None:
+    def store(items: list[int], *more: Callable[[], list[int]]) -> list[int]:
+        items = items + (more[0]() if more else [])  # a topped-up one takes in what queued
         if 13 in items:
             raise ValueError(f"cannot store {items}")
         return items
 
-    commits = GroupCommit(store)
+    commits = GroupCommit(store, tops_up=tops_up)
 
     async def main() -> list[object]:
         return await asyncio.gather(*(commits.submit(i) for i in (11, 12, 13, 14)),
@@ -164,21 +166,3 @@ def test_a_store_that_tops_up_takes_in_what_queued_while_it_waited_for_its_lock(
     # The first commit took what came while it waited, up to max_batch; the rest next.
     assert seen == [list(range(8)), list(range(8, 12))]
     assert (commits.batches, commits.items) == (2, 12)
-
-
-def test_a_failing_topped_up_batch_answers_each_item_alone() -> None:
-    def store(items: list[int], more: Callable[[], list[int]]) -> list[int]:
-        items = items + more()
-        if 13 in items:
-            raise ValueError(f"cannot store {items}")
-        return items
-
-    commits = GroupCommit(store, tops_up=True)
-
-    async def main() -> list[object]:
-        return await asyncio.gather(*(commits.submit(i) for i in (11, 12, 13, 14)),
-                                    return_exceptions=True)
-
-    got = asyncio.run(main())
-    assert got[:2] == [11, 12] and got[3] == 14
-    assert isinstance(got[2], ValueError) and "[13]" in str(got[2])
