@@ -18,6 +18,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from canonical.errors import ConfigError, TransientError
 from gateway import private
+from gateway.store import writers
 
 DEFAULT_URL = "sqlite:///var/edigw.db"
 # How long one SQLite statement waits for the write lock inside SQLite's own busy handler.
@@ -66,8 +67,13 @@ def make_engine(url: str | URL | None = None, *, busy_timeout: float = BUSY_TIME
             raise ConfigError(f"the store {url.database} cannot be made: "
                               f"{exc.strerror or exc}: {exc.filename or url.database}; "
                               "check store.url") from exc
+    file_db = bool(url.database) and url.database != ":memory:" \
+        and not url.database.startswith("file:")
+    if file_db:
+        # Its connections queue as writers (see writers): one wakes when the last one ends.
+        kwargs["connect_args"] = {"factory": writers.Connection, **kwargs.get("connect_args", {})}
     engine = sa.create_engine(url, **kwargs)
-    _tune_sqlite(engine, busy_timeout, locked_retry_for)
+    _tune_sqlite(engine, busy_timeout, locked_retry_for, url.database if file_db else None)
     return engine
 
 
@@ -111,9 +117,12 @@ def _begin_server(conn: Connection) -> None:
         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
-def _tune_sqlite(engine: Engine, busy_timeout: float, locked_retry_for: float) -> None:
+def _tune_sqlite(engine: Engine, busy_timeout: float, locked_retry_for: float,
+                 database: str | None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        if database is not None:
+            writers.attach(dbapi_conn, database)
         # sqlite3's legacy mode begins transactions late (never before a SELECT) and
         # deferred; we emit BEGIN ourselves in the begin event below.
         dbapi_conn.isolation_level = None
@@ -147,7 +156,20 @@ def _tune_sqlite(engine: Engine, busy_timeout: float, locked_retry_for: float) -
         # IMMEDIATE takes the write lock up front, where SQLite's busy handler waits for it;
         # a deferred transaction that reads then writes fails at once with "database is
         # locked" whatever the timeout, because waiting could not make its snapshot valid.
-        _begin_retrying(raw, "BEGIN IMMEDIATE" if write else "BEGIN", locked_retry_for)
+        if not write:
+            _begin_retrying(raw, "BEGIN", locked_retry_for)
+            return
+        # The gateway's other writers first (the writers' queue), then SQLite's own lock,
+        # which anyone else writing the file may hold; both waits bounded alike.
+        try:
+            writers.take_turn(raw, busy_timeout + locked_retry_for)
+        except writers.WriterTimeout as error:
+            raise StoreBusy(f"the SQLite database stayed locked: {error}") from error
+        try:
+            _begin_retrying(raw, "BEGIN IMMEDIATE", locked_retry_for)
+        except BaseException:
+            writers.give_turn(raw)
+            raise
 
 
 def _is_locked(error: BaseException) -> bool:
