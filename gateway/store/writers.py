@@ -38,7 +38,7 @@ class Connection(sqlite3.Connection):
     """sqlite3's connection, giving up its place in the writers' queue once the transaction
     it was taken for has ended: after COMMIT or ROLLBACK, never before."""
 
-    writer_path: str | None = None  # set on connect (see enable); None: no queue
+    writer_path: str | None = None  # set on connect (see attach); None: no queue
     _held: int | None = None  # the flocked descriptor while a write transaction is open
 
     def take_turn(self, timeout: float) -> None:
