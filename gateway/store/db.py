@@ -58,7 +58,9 @@ def make_engine(url: str | URL | None = None, *, busy_timeout: float = BUSY_TIME
         engine = sa.create_engine(url, **kwargs)
         event.listen(engine, "begin", _begin_server)
         return engine
-    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+    file_db = bool(url.database) and url.database != ":memory:" \
+        and not url.database.startswith("file:")
+    if file_db:
         # The store holds partners' documents: its folder 0700, the file (and so SQLite's
         # -wal and -shm, which take its mode) 0600.
         try:
@@ -67,9 +69,6 @@ def make_engine(url: str | URL | None = None, *, busy_timeout: float = BUSY_TIME
             raise ConfigError(f"the store {url.database} cannot be made: "
                               f"{exc.strerror or exc}: {exc.filename or url.database}; "
                               "check store.url") from exc
-    file_db = bool(url.database) and url.database != ":memory:" \
-        and not url.database.startswith("file:")
-    if file_db:
         # Its connections queue as writers (see writers): one wakes when the last one ends.
         kwargs["connect_args"] = {"factory": writers.Connection, **kwargs.get("connect_args", {})}
     engine = sa.create_engine(url, **kwargs)
