@@ -25,6 +25,16 @@ def migrated(url: str) -> Engine:
     return db.make_engine(url)
 
 
+def counter_store(tmp_path: Path, **kw: float) -> Engine:
+    """A bare SQLite store at tmp_path/store.db (make_engine's keyword arguments) holding
+    one table, counter, with one row n = 0: for tests of the engine and its transactions."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'store.db'}", **kw)
+    with db.transaction(engine) as s:
+        s.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
+        s.execute(text("INSERT INTO counter VALUES (0)"))
+    return engine
+
+
 def schema_diff(engine: Engine, metadata: MetaData = models.Base.metadata) -> list[Any]:
     """What Alembic finds different between the database and the models (empty when equal)."""
     with engine.connect() as conn:

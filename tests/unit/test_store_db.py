@@ -9,20 +9,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 from canonical.errors import TransientError
 from gateway.store import db
+from tests.store_support import counter_store
 
 pytestmark = pytest.mark.unit
-
-
-def _counter(tmp_path: Path, **kw: float) -> Engine:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'store.db'}", **kw)
-    with db.transaction(engine) as s:
-        s.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
-        s.execute(text("INSERT INTO counter VALUES (0)"))
-    return engine
 
 
 def test_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
@@ -36,7 +28,7 @@ def test_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
 
 
 def test_only_a_step_that_asks_skips_the_wait_for_the_disk(tmp_path: Path) -> None:
-    engine = _counter(tmp_path)
+    engine = counter_store(tmp_path)
     engine.pool.dispose()
     seen = []
     for durable in (True, False, True):
@@ -49,7 +41,7 @@ def test_only_a_step_that_asks_skips_the_wait_for_the_disk(tmp_path: Path) -> No
 
 
 def test_the_mode_pragmas_are_sent_only_when_the_mode_changes(tmp_path: Path) -> None:
-    engine = _counter(tmp_path)
+    engine = counter_store(tmp_path)
     engine.pool.dispose()
     sent: list[str] = []
     with db.transaction(engine) as s:  # the one pooled connection, traced from now on
@@ -75,7 +67,7 @@ def test_default_url_is_sqlite_under_var() -> None:
 
 
 def test_a_writer_holds_the_write_lock_from_its_first_statement(tmp_path: Path) -> None:
-    engine = _counter(tmp_path)
+    engine = counter_store(tmp_path)
     with db.transaction(engine) as s:
         s.execute(text("SELECT n FROM counter")).scalar()  # a read only, so far
         other = sqlite3.connect(str(tmp_path / "store.db"), timeout=0, isolation_level=None)
@@ -87,7 +79,7 @@ def test_a_writer_holds_the_write_lock_from_its_first_statement(tmp_path: Path) 
 def test_read_modify_write_from_three_threads_loses_nothing(tmp_path: Path) -> None:
     # With deferred transactions, one of two read-then-write steps fails at once with
     # "database is locked" (or, without a transaction, an update is lost).
-    engine = _counter(tmp_path, busy_timeout=0.2)
+    engine = counter_store(tmp_path, busy_timeout=0.2)
     errors: list[BaseException] = []
 
     def bump() -> None:
@@ -111,7 +103,7 @@ def test_read_modify_write_from_three_threads_loses_nothing(tmp_path: Path) -> N
 
 
 def test_a_read_step_cannot_write(tmp_path: Path) -> None:
-    engine = _counter(tmp_path)
+    engine = counter_store(tmp_path)
     with pytest.raises(Exception, match="readonly"), db.transaction(engine, write=False) as s:
         s.execute(text("UPDATE counter SET n = 5"))
     with db.transaction(engine) as s:  # and the pooled connection writes again afterwards
@@ -119,7 +111,7 @@ def test_a_read_step_cannot_write(tmp_path: Path) -> None:
 
 
 def test_a_lock_held_past_the_busy_timeout_is_waited_out(tmp_path: Path) -> None:
-    engine = _counter(tmp_path, busy_timeout=0.05, locked_retry_for=5)
+    engine = counter_store(tmp_path, busy_timeout=0.05, locked_retry_for=5)
     holder = sqlite3.connect(str(tmp_path / "store.db"), isolation_level=None,
                              check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
@@ -132,7 +124,7 @@ def test_a_lock_held_past_the_busy_timeout_is_waited_out(tmp_path: Path) -> None
 
 
 def test_a_lock_that_never_goes_is_a_transient_store_error(tmp_path: Path) -> None:
-    engine = _counter(tmp_path, busy_timeout=0.05, locked_retry_for=0.3)
+    engine = counter_store(tmp_path, busy_timeout=0.05, locked_retry_for=0.3)
     holder = sqlite3.connect(str(tmp_path / "store.db"), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -148,7 +140,7 @@ def test_a_lock_that_never_goes_is_a_transient_store_error(tmp_path: Path) -> No
 
 
 def test_an_error_in_the_step_rolls_everything_back(tmp_path: Path) -> None:
-    engine = _counter(tmp_path)
+    engine = counter_store(tmp_path)
     with pytest.raises(RuntimeError), db.transaction(engine) as s:
         s.execute(text("UPDATE counter SET n = 99"))
         raise RuntimeError("the stage failed")

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -16,19 +17,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 from gateway.store import db, writers
+from tests.store_support import counter_store
 
 pytestmark = pytest.mark.unit
-
-
-def _store(tmp_path: Path, **kw: float) -> Engine:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'store.db'}", **kw)
-    with db.transaction(engine) as s:
-        s.execute(text("CREATE TABLE counter (n INTEGER NOT NULL)"))
-        s.execute(text("INSERT INTO counter VALUES (0)"))
-    return engine
 
 
 def _queue_free(tmp_path: Path) -> bool:
@@ -54,7 +47,7 @@ def _held(tmp_path: Path) -> Iterator[int]:
 
 
 def test_a_write_transaction_holds_the_queue_until_it_ends(tmp_path: Path) -> None:
-    engine = _store(tmp_path)
+    engine = counter_store(tmp_path)
     assert _queue_free(tmp_path)
     with db.transaction(engine) as s:
         assert not _queue_free(tmp_path)
@@ -74,7 +67,7 @@ def test_a_write_transaction_holds_the_queue_until_it_ends(tmp_path: Path) -> No
 
 
 def test_a_writer_waits_for_the_one_ahead_and_goes_when_it_ends(tmp_path: Path) -> None:
-    engine = _store(tmp_path)
+    engine = counter_store(tmp_path)
     done = threading.Event()
 
     def write() -> None:
@@ -96,7 +89,7 @@ def test_a_writer_waits_for_the_one_ahead_and_goes_when_it_ends(tmp_path: Path) 
 
 
 def test_a_queue_that_never_moves_is_a_transient_store_error(tmp_path: Path) -> None:
-    engine = _store(tmp_path, busy_timeout=0.05, locked_retry_for=0.2)
+    engine = counter_store(tmp_path, busy_timeout=0.05, locked_retry_for=0.2)
     with _held(tmp_path):
         with pytest.raises(db.StoreBusy, match="locked"), db.transaction(engine):
             pass
@@ -109,9 +102,7 @@ def test_a_queue_that_never_moves_is_a_transient_store_error(tmp_path: Path) -> 
 
 
 def test_a_failed_begin_gives_the_turn_back(tmp_path: Path) -> None:
-    import sqlite3
-
-    engine = _store(tmp_path, busy_timeout=0.05, locked_retry_for=0.2)
+    engine = counter_store(tmp_path, busy_timeout=0.05, locked_retry_for=0.2)
     holder = sqlite3.connect(str(tmp_path / "store.db"), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # SQLite's own lock, by a program that does not queue
     try:
@@ -127,6 +118,7 @@ _HOLDER = """
 import sys, time
 from sqlalchemy import text
 from gateway.store import db
+from tests.store_support import counter_store
 engine = db.make_engine(sys.argv[1])
 with db.transaction(engine) as s:
     s.execute(text("UPDATE counter SET n = 100"))
@@ -136,7 +128,7 @@ with db.transaction(engine) as s:
 
 
 def test_a_writer_killed_in_its_transaction_holds_up_nobody(tmp_path: Path) -> None:
-    engine = _store(tmp_path)
+    engine = counter_store(tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", _HOLDER, f"sqlite:///{tmp_path / 'store.db'}"],
                             stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
     try:
