@@ -49,6 +49,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -59,6 +60,9 @@ sys.path.insert(0, str(REPO / "bench"))
 from pipeline import make_interchange  # noqa: E402  (bench/pipeline.py)
 
 from channels import signing  # noqa: E402
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 TARGET = 0.3
 PATH = "/v1/partners/brightline/messages"
@@ -225,19 +229,28 @@ def _stored(url: str) -> int:
         engine.dispose()
 
 
-def _unworked(url: str) -> int:
-    """Messages whose first stage (validate) the worker has not done yet."""
+def _waiting(engine: Engine, kind: str | None = None) -> int:
+    """Work items (of kind, else any) pending or claimed: what the worker has not done yet."""
     from sqlalchemy import func, select
 
     from gateway.store import db
     from gateway.store.models import WorkItem, WorkStatus
 
+    query = select(func.count()).select_from(WorkItem).where(
+        WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))
+    if kind is not None:
+        query = query.where(WorkItem.kind == kind)
+    with db.transaction(engine, write=False) as s:
+        return int(s.scalar(query) or 0)
+
+
+def _unworked(url: str) -> int:
+    """Messages whose first stage (validate) the worker has not done yet."""
+    from gateway.store import db
+
     engine = db.make_engine(url)
     try:
-        with db.transaction(engine, write=False) as s:
-            return int(s.scalar(select(func.count()).select_from(WorkItem).where(
-                WorkItem.kind == "validate",
-                WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED)))) or 0)
+        return _waiting(engine, "validate")
     finally:
         engine.dispose()
 
@@ -245,19 +258,13 @@ def _unworked(url: str) -> int:
 def _drained(url: str, timeout: float = 300.0) -> bool:
     """Wait until the gateway's worker has no work left (each round starts from the same
     state: the worker idle, then working the round's messages as they come)."""
-    from sqlalchemy import func, select
-
     from gateway.store import db
-    from gateway.store.models import WorkItem, WorkStatus
 
     engine = db.make_engine(url)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            with db.transaction(engine, write=False) as s:
-                left = s.scalar(select(func.count()).select_from(WorkItem).where(
-                    WorkItem.status.in_((WorkStatus.PENDING, WorkStatus.CLAIMED))))
-            if not left:
+            if not _waiting(engine):
                 return True
             time.sleep(0.2)
         return False
